@@ -1,0 +1,229 @@
+"""Chapter 4: the GPT model, its building blocks, and greedy generation."""
+
+import pytest
+import torch
+import torch.nn as nn
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from previous_chapters import (
+    GELU,
+    GPT_CONFIG_124M,
+    MODEL_CONFIGS,
+    GPTModel,
+    LayerNorm,
+    generate_text_simple,
+)
+
+TINY_CONFIG = {
+    "vocab_size": 50,
+    "context_length": 8,
+    "emb_dim": 16,
+    "n_heads": 2,
+    "n_layers": 2,
+    "drop_rate": 0.1,
+    "qkv_bias": False,
+}
+
+
+def count_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def expected_param_count(cfg):
+    """Closed form for GPTModel's parameter count (untied output head)."""
+    V, C, d, L = cfg["vocab_size"], cfg["context_length"], cfg["emb_dim"], cfg["n_layers"]
+    qkv = 3 * d * d + (3 * d if cfg["qkv_bias"] else 0)
+    out_proj = d * d + d
+    feed_forward = (d * 4 * d + 4 * d) + (4 * d * d + d)
+    layer_norms = 2 * 2 * d
+    per_block = qkv + out_proj + feed_forward + layer_norms  # 12 d^2 + 10 d without qkv bias
+    return V * d + C * d + L * per_block + 2 * d + V * d
+
+
+# ---------------------------------------------------------------- LayerNorm, GELU
+
+def test_layer_norm_gives_zero_mean_unit_variance():
+    torch.manual_seed(0)
+    x = torch.randn(4, 7, 32) * 5 + 3
+    out = LayerNorm(32)(x)
+    assert torch.allclose(out.mean(dim=-1), torch.zeros(4, 7), atol=1e-5)
+    assert torch.allclose(out.var(dim=-1, unbiased=False), torch.ones(4, 7), atol=1e-5)
+
+
+def test_layer_norm_matches_torch_layer_norm():
+    torch.manual_seed(0)
+    ours = LayerNorm(32)
+    with torch.no_grad():
+        ours.scale.copy_(torch.randn(32))
+        ours.shift.copy_(torch.randn(32))
+    reference = nn.LayerNorm(32, eps=1e-5)
+    with torch.no_grad():
+        reference.weight.copy_(ours.scale)
+        reference.bias.copy_(ours.shift)
+    x = torch.randn(3, 5, 32) * 0.1  # small variance, where eps matters
+    assert torch.allclose(ours(x), reference(x), atol=1e-5)
+    assert [name for name, _ in ours.named_parameters()] == ["scale", "shift"]
+
+
+def test_gelu_is_the_tanh_approximation():
+    x = torch.linspace(-10, 10, 2001)
+    expected = torch.nn.functional.gelu(x, approximate="tanh")
+    assert torch.allclose(GELU()(x), expected, atol=1e-6)
+    # It is not plain ReLU: negative inputs give small negative outputs.
+    assert GELU()(torch.tensor(-1.0)).item() == pytest.approx(-0.1588, abs=1e-4)
+
+
+# ---------------------------------------------------------------- parameter counts
+
+def test_parameter_count_of_124m_model():
+    with torch.device("meta"):
+        model = GPTModel(GPT_CONFIG_124M)
+    total = count_params(model)
+    assert total == 163_009_536
+    assert total - model.out_head.weight.numel() == 124_412_160
+    assert tuple(model.tok_emb.weight.shape) == (50257, 768)
+    assert tuple(model.out_head.weight.shape) == (50257, 768)
+    assert model.out_head.bias is None
+
+
+@pytest.mark.parametrize("name", list(MODEL_CONFIGS))
+def test_parameter_counts_match_the_closed_form(name):
+    cfg = {**GPT_CONFIG_124M, **MODEL_CONFIGS[name]}
+    with torch.device("meta"):
+        model = GPTModel(cfg)
+    assert count_params(model) == expected_param_count(cfg)
+
+
+def test_parameter_count_of_medium_model_and_with_qkv_bias():
+    cfg = {**GPT_CONFIG_124M, **MODEL_CONFIGS["gpt2-medium (355M)"]}
+    with torch.device("meta"):
+        model = GPTModel(cfg)
+    assert count_params(model) == 406_212_608
+    assert count_params(model) - model.out_head.weight.numel() == 354_749_440
+    cfg_bias = {**cfg, "qkv_bias": True}
+    with torch.device("meta"):
+        model_bias = GPTModel(cfg_bias)
+    assert count_params(model_bias) == 406_212_608 + 24 * 3 * 1024
+
+
+def test_model_configs_table():
+    assert MODEL_CONFIGS == {
+        "gpt2-small (124M)": {"emb_dim": 768, "n_layers": 12, "n_heads": 12},
+        "gpt2-medium (355M)": {"emb_dim": 1024, "n_layers": 24, "n_heads": 16},
+        "gpt2-large (774M)": {"emb_dim": 1280, "n_layers": 36, "n_heads": 20},
+        "gpt2-xl (1558M)": {"emb_dim": 1600, "n_layers": 48, "n_heads": 25},
+    }
+
+
+# ---------------------------------------------------------------- forward pass, generation
+
+def tiny_model(seed=123):
+    torch.manual_seed(seed)
+    model = GPTModel(TINY_CONFIG)
+    model.eval()
+    return model
+
+
+def test_gpt_model_output_shape():
+    model = tiny_model()
+    idx = torch.randint(0, 50, (3, 5))
+    assert model(idx).shape == (3, 5, 50)
+
+
+def test_gpt_model_rejects_inputs_longer_than_context_length():
+    model = tiny_model()
+    model(torch.zeros(1, 8, dtype=torch.long))  # exactly context_length is fine
+    with pytest.raises(ValueError, match="context_length"):
+        model(torch.zeros(1, 9, dtype=torch.long))
+
+
+@pytest.mark.parametrize("start_len, context_size", [(3, 8), (10, 8), (6, 4)])
+def test_generate_text_simple_is_greedy_and_crops(start_len, context_size):
+    model = tiny_model()
+    torch.manual_seed(1)
+    idx = torch.randint(0, 50, (2, start_len))
+    max_new = 6
+    out = generate_text_simple(model, idx, max_new_tokens=max_new, context_size=context_size)
+    assert out.shape == (2, start_len + max_new)
+    assert torch.equal(out[:, :start_len], idx)
+    with torch.no_grad():
+        for pos in range(start_len, start_len + max_new):
+            prefix = out[:, :pos][:, -context_size:]
+            expected = model(prefix)[:, -1, :].argmax(dim=-1)
+            assert torch.equal(out[:, pos], expected)
+    # The generated tokens are not all the same one (the check above is not vacuous).
+    assert len(set(out[:, start_len:].flatten().tolist())) > 1
+
+
+# ---------------------------------------------------------------- parity with Hugging Face
+
+def load_hf_gpt2_weights(model, hf_model):
+    """Copies a Hugging Face GPT2LMHeadModel's weights into our GPTModel.
+
+    HF's Conv1D layers store weights as (in_features, out_features), the transpose of
+    nn.Linear; c_attn holds query, key and value side by side along the output dimension.
+    """
+    sd = hf_model.state_dict()
+
+    def copy(param, value):
+        assert param.shape == value.shape, (param.shape, value.shape)
+        with torch.no_grad():
+            param.copy_(value)
+
+    copy(model.tok_emb.weight, sd["transformer.wte.weight"])
+    copy(model.pos_emb.weight, sd["transformer.wpe.weight"])
+    for i, block in enumerate(model.trf_blocks):
+        p = f"transformer.h.{i}."
+        q_w, k_w, v_w = sd[p + "attn.c_attn.weight"].chunk(3, dim=1)  # each (d, d)
+        q_b, k_b, v_b = sd[p + "attn.c_attn.bias"].chunk(3, dim=0)
+        copy(block.att.W_query.weight, q_w.T)
+        copy(block.att.W_key.weight, k_w.T)
+        copy(block.att.W_value.weight, v_w.T)
+        copy(block.att.W_query.bias, q_b)
+        copy(block.att.W_key.bias, k_b)
+        copy(block.att.W_value.bias, v_b)
+        copy(block.att.out_proj.weight, sd[p + "attn.c_proj.weight"].T)
+        copy(block.att.out_proj.bias, sd[p + "attn.c_proj.bias"])
+        copy(block.ff.layers[0].weight, sd[p + "mlp.c_fc.weight"].T)
+        copy(block.ff.layers[0].bias, sd[p + "mlp.c_fc.bias"])
+        copy(block.ff.layers[2].weight, sd[p + "mlp.c_proj.weight"].T)
+        copy(block.ff.layers[2].bias, sd[p + "mlp.c_proj.bias"])
+        copy(block.norm1.scale, sd[p + "ln_1.weight"])
+        copy(block.norm1.shift, sd[p + "ln_1.bias"])
+        copy(block.norm2.scale, sd[p + "ln_2.weight"])
+        copy(block.norm2.shift, sd[p + "ln_2.bias"])
+    copy(model.final_norm.scale, sd["transformer.ln_f.weight"])
+    copy(model.final_norm.shift, sd["transformer.ln_f.bias"])
+    copy(model.out_head.weight, sd["transformer.wte.weight"])  # GPT-2 ties the output head
+
+
+def test_logits_match_hugging_face_gpt2():
+    cfg = {"vocab_size": 1000, "context_length": 64, "emb_dim": 64, "n_heads": 4,
+           "n_layers": 2, "drop_rate": 0.0, "qkv_bias": True}
+    hf_config = GPT2Config(
+        vocab_size=cfg["vocab_size"], n_positions=cfg["context_length"], n_embd=cfg["emb_dim"],
+        n_layer=cfg["n_layers"], n_head=cfg["n_heads"], resid_pdrop=0.0, embd_pdrop=0.0,
+        attn_pdrop=0.0, layer_norm_epsilon=1e-5, activation_function="gelu_new",
+        bos_token_id=0, eos_token_id=0,  # GPT-2's 50256 lies outside this small vocabulary
+    )
+    torch.manual_seed(123)
+    hf_model = GPT2LMHeadModel(hf_config)
+    # HF initializes biases to 0 and layer-norm weights to 1; randomize every parameter so
+    # that a forgotten bias or layer-norm copy would show up as a mismatch.
+    with torch.no_grad():
+        for param in hf_model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    hf_model.eval()
+
+    model = GPTModel(cfg)
+    load_hf_gpt2_weights(model, hf_model)
+    model.eval()
+
+    torch.manual_seed(0)
+    idx = torch.randint(0, cfg["vocab_size"], (2, 20))
+    with torch.no_grad():
+        expected = hf_model(idx).logits
+        actual = model(idx)
+    assert actual.shape == expected.shape == (2, 20, cfg["vocab_size"])
+    assert expected.abs().max() > 0.5  # the comparison is between non-trivial logits
+    assert (actual - expected).abs().max() <= 1e-4
