@@ -186,8 +186,8 @@ def build_module(root=ROOT):
 
 def import_order(statement):
     """Standard library first, then third-party, each alphabetically (as isort would)."""
-    module = statement.split()[1].split(".")[0]
-    return (module not in sys.stdlib_module_names, statement)
+    module = statement.split()[1]
+    return (module.split(".")[0] not in sys.stdlib_module_names, module, statement)
 
 
 def main():
