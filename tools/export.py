@@ -174,7 +174,7 @@ def build_module(root=ROOT):
                 statement = ast.get_source_segment(cell.source, node)
                 if statement not in imports:
                     imports.append(statement)
-    parts = [HEADER.rstrip("\n"), "\n".join(sorted(imports, key=import_order))]
+    parts = [HEADER.rstrip("\n"), import_block(imports)]
     for notebook, cells in chapters:
         if not cells:
             continue
@@ -184,10 +184,13 @@ def build_module(root=ROOT):
     return "\n\n\n".join(parts) + "\n"
 
 
-def import_order(statement):
-    """Standard library first, then third-party, each alphabetically (as isort would)."""
-    module = statement.split()[1]
-    return (module.split(".")[0] not in sys.stdlib_module_names, module, statement)
+def import_block(statements):
+    """Standard library first, then third-party, each sorted by module (as isort would)."""
+    def is_stdlib(statement):
+        return statement.split()[1].split(".")[0] in sys.stdlib_module_names
+    groups = [[s for s in statements if is_stdlib(s)], [s for s in statements if not is_stdlib(s)]]
+    return "\n\n".join("\n".join(sorted(group, key=lambda s: (s.split()[1], s)))
+                       for group in groups if group)
 
 
 def main():
