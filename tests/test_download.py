@@ -1,0 +1,313 @@
+"""gpt_download's downloads against loopback HTTP servers that misbehave on purpose."""
+
+import re
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
+import gpt_download  # noqa: E402
+from gpt_download import (  # noqa: E402
+    MIRROR_ENV, CheckpointError, DownloadError, download_and_load_gpt2, download_file,
+)
+
+BODY = bytes(range(256)) * 1024  # 256 KiB, every byte position distinguishable by content
+TINY = {"n_vocab": 64, "n_ctx": 16, "n_embd": 8, "n_head": 2, "n_layer": 2}
+
+
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 serving `files` ({url path: bytes}), with Range support.
+
+    It records every request as (path, Range header or None). Misbehaviour per path:
+    `status` {path: code} answers with that HTTP error; `drop_first` sends half of
+    the body of the first response and closes the connection; `ignore_range`
+    always sends the whole file with 200, as servers without Range support do.
+    """
+
+    def __init__(self, files, status=None, drop_first=(), ignore_range=()):
+        self.files = files
+        self.status = status or {}
+        self.drop_first = set(drop_first)
+        self.ignore_range = set(ignore_range)
+        self.requests = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self):
+        # A short poll interval: shutdown() waits for the next poll.
+        threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._server.shutdown()
+        self._server.server_close()
+
+    def ranges_asked(self, path):
+        return [range_header for asked, range_header in self.requests if asked == path]
+
+    def _handler_class(server):  # noqa: N805 -- `server` is the LoopbackServer
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                range_header = self.headers.get("Range")
+                server.requests.append((self.path, range_header))
+                body = server.files.get(self.path)
+                if self.path in server.status or body is None:
+                    self.send_error(server.status.get(self.path, 404))
+                    return
+                start = 0
+                if range_header and self.path not in server.ignore_range:
+                    start = int(re.fullmatch(r"bytes=(\d+)-", range_header).group(1))
+                if start >= len(body) > 0 and range_header:
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(body)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(206 if start else 200)
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                if self.path in server.drop_first:
+                    server.drop_first.discard(self.path)
+                    self.wfile.write(body[start:start + (len(body) - start) // 2])
+                    self.close_connection = True  # hang up mid-body
+                    return
+                self.wfile.write(body[start:])
+
+            def log_message(self, format, *args):
+                pass
+
+        return Handler
+
+
+def leftovers(directory):
+    return sorted(p.name for p in Path(directory).iterdir()) if Path(directory).exists() else []
+
+
+# ---------------------------------------------------------------------------
+# download_file
+# ---------------------------------------------------------------------------
+
+def test_dropped_connection_resumes_with_a_range_request(tmp_path):
+    with LoopbackServer({"/f.bin": BODY}, drop_first={"/f.bin"}) as server:
+        path = download_file(f"{server.url}/f.bin", tmp_path / "f.bin", backoff_s=0)
+    assert path.read_bytes() == BODY
+    # Only the missing half was asked for the second time.
+    assert server.ranges_asked("/f.bin") == [None, f"bytes={len(BODY) // 2}-"]
+    assert leftovers(tmp_path) == ["f.bin"]
+
+
+def test_partial_file_survives_a_failed_call_and_the_next_call_resumes_it(tmp_path):
+    with LoopbackServer({"/f.bin": BODY}, drop_first={"/f.bin"}) as server:
+        with pytest.raises(DownloadError, match="calling again resumes"):
+            download_file(f"{server.url}/f.bin", tmp_path / "f.bin", retries=0)
+        assert leftovers(tmp_path) == ["f.bin.part"]
+        assert (tmp_path / "f.bin.part").stat().st_size == len(BODY) // 2
+        download_file(f"{server.url}/f.bin", tmp_path / "f.bin", retries=0)
+    assert (tmp_path / "f.bin").read_bytes() == BODY
+    assert server.ranges_asked("/f.bin") == [None, f"bytes={len(BODY) // 2}-"]
+    assert leftovers(tmp_path) == ["f.bin"]
+
+
+def test_server_that_ignores_range_is_downloaded_again_from_the_start(tmp_path):
+    with LoopbackServer({"/f.bin": BODY}, drop_first={"/f.bin"},
+                        ignore_range={"/f.bin"}) as server:
+        path = download_file(f"{server.url}/f.bin", tmp_path / "f.bin", backoff_s=0)
+    assert path.read_bytes() == BODY
+    assert len(server.requests) == 2
+
+
+def test_part_file_already_complete_is_just_renamed(tmp_path):
+    (tmp_path / "f.bin.part").write_bytes(BODY)
+    with LoopbackServer({"/f.bin": BODY}) as server:
+        download_file(f"{server.url}/f.bin", tmp_path / "f.bin", expected_size=len(BODY))
+    assert server.ranges_asked("/f.bin") == [f"bytes={len(BODY)}-"]  # answered 416
+    assert (tmp_path / "f.bin").read_bytes() == BODY
+    assert leftovers(tmp_path) == ["f.bin"]
+
+
+def test_part_file_longer_than_the_file_is_discarded(tmp_path):
+    (tmp_path / "f.bin.part").write_bytes(BODY + b"extra")
+    with LoopbackServer({"/f.bin": BODY}) as server:
+        with pytest.raises(DownloadError, match="holds 262,149 bytes but the file has 262,144"):
+            download_file(f"{server.url}/f.bin", tmp_path / "f.bin")
+        assert leftovers(tmp_path) == []
+        download_file(f"{server.url}/f.bin", tmp_path / "f.bin")
+    assert (tmp_path / "f.bin").read_bytes() == BODY
+
+
+@pytest.mark.parametrize("code, primary_requests", [(404, 1), (500, 3)])
+def test_backup_url_is_used_when_the_primary_fails(tmp_path, code, primary_requests):
+    files = {"/backup/f.bin": BODY}
+    with LoopbackServer(files, status={"/primary/f.bin": code}) as server:
+        urls = [f"{server.url}/primary/f.bin", f"{server.url}/backup/f.bin"]
+        download_file(urls, tmp_path / "f.bin", retries=2, backoff_s=0)
+    assert (tmp_path / "f.bin").read_bytes() == BODY
+    # 404 is final; 500 may be passing, so it is retried (here twice) first.
+    assert len(server.ranges_asked("/primary/f.bin")) == primary_requests
+    assert len(server.ranges_asked("/backup/f.bin")) == 1
+
+
+def test_every_url_failing_is_reported_with_each_reason(tmp_path):
+    with LoopbackServer({}, status={"/a": 403}) as server:
+        with pytest.raises(DownloadError) as error:
+            download_file([f"{server.url}/a", f"{server.url}/b"], tmp_path / "f.bin")
+    message = str(error.value)
+    assert f"{server.url}/a: HTTP 403" in message and f"{server.url}/b: HTTP 404" in message
+    assert "Could not download f.bin" in message
+    assert leftovers(tmp_path) == []
+
+
+def test_html_page_where_a_binary_file_was_expected(tmp_path):
+    page = b"\n<!DOCTYPE html><html><body>Please sign in</body></html>" * 20
+    with LoopbackServer({"/f.bin": page}) as server:
+        with pytest.raises(DownloadError, match="HTML page"):
+            download_file(f"{server.url}/f.bin", tmp_path / "f.bin", binary=True)
+    assert leftovers(tmp_path) == []  # neither f.bin nor f.bin.part
+
+
+def test_body_of_the_wrong_size(tmp_path):
+    with LoopbackServer({"/f.bin": BODY[:1000]}) as server:
+        with pytest.raises(DownloadError, match="got 1,000 bytes, expected 262,144"):
+            download_file(f"{server.url}/f.bin", tmp_path / "f.bin", expected_size=len(BODY))
+    assert leftovers(tmp_path) == []
+
+
+def test_complete_file_is_not_fetched_again(tmp_path):
+    with LoopbackServer({"/f.bin": BODY}) as server:
+        first = download_file(f"{server.url}/f.bin", tmp_path / "f.bin")
+        second = download_file(f"{server.url}/f.bin", tmp_path / "f.bin", expected_size=len(BODY))
+    assert first == second == tmp_path / "f.bin"
+    assert len(server.requests) == 1
+
+
+def test_existing_file_of_the_wrong_size_is_replaced(tmp_path):
+    (tmp_path / "f.bin").write_bytes(b"stale")
+    with LoopbackServer({"/f.bin": BODY}) as server:
+        download_file(f"{server.url}/f.bin", tmp_path / "f.bin", expected_size=len(BODY))
+    assert (tmp_path / "f.bin").read_bytes() == BODY
+    assert server.ranges_asked("/f.bin") == [None]
+
+
+def test_data_file_comes_from_the_mirror(tmp_path, monkeypatch):
+    zip_bytes = b"PK\x03\x04 not really a zip"
+    with LoopbackServer({"/sms_spam_collection/sms+spam+collection.zip": zip_bytes}) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url + "/")
+        path = gpt_download.download_data_file("sms_spam_collection/sms+spam+collection.zip",
+                                               tmp_path)
+    assert path == tmp_path / "sms+spam+collection.zip"
+    assert path.read_bytes() == zip_bytes
+    with pytest.raises(ValueError, match="the-verdict.txt"):
+        gpt_download.download_data_file("verdict.txt", tmp_path)
+
+
+def test_gpt2_urls_real_and_mirrored(monkeypatch):
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    assert gpt_download.gpt2_file_urls("355M", "model.ckpt.index") == [
+        "https://openaipublic.blob.core.windows.net/gpt-2/models/355M/model.ckpt.index",
+        "https://f001.backblazeb2.com/file/LLMs-from-scratch/gpt2/355M/model.ckpt.index",
+    ]
+    monkeypatch.setenv(MIRROR_ENV, "http://127.0.0.1:8765/")
+    assert gpt_download.gpt2_file_urls("124M", "hparams.json") == [
+        "http://127.0.0.1:8765/gpt2/124M/hparams.json"]
+
+
+# ---------------------------------------------------------------------------
+# download_and_load_gpt2 from a loopback mirror holding a tiny generated checkpoint
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_mirror(tmp_path_factory):
+    """({url path: bytes} laid out like the course mirror, {tensor name: array written})."""
+    from make_gpt2_checkpoint import make_gpt2_checkpoint
+
+    root = tmp_path_factory.mktemp("mirror")
+    tokenizer = root / "tokenizer"
+    tokenizer.mkdir()
+    (tokenizer / "encoder.json").write_text('{"!": 0}')
+    (tokenizer / "vocab.bpe").write_text("#version: 0.2\n")
+    written = make_gpt2_checkpoint(root / "124M", TINY, seed=11, gpt2_dir=tokenizer)
+    files = {f"/gpt2/124M/{p.name}": p.read_bytes() for p in (root / "124M").iterdir()}
+    return files, written
+
+
+@pytest.mark.parametrize("reader", ["tensorflow", "numpy"])
+def test_download_and_load_gpt2_end_to_end(tiny_mirror, tmp_path, monkeypatch, reader):
+    files, written = tiny_mirror
+    with LoopbackServer(dict(files)) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        settings, params = download_and_load_gpt2("124M", tmp_path / "models", reader=reader)
+        fetched = [path for path, _ in server.requests]
+        # Offline rerun: everything is on disk, so nothing is requested.
+        settings_again, params_again = download_and_load_gpt2("124m", tmp_path / "models",
+                                                               reader=reader)
+        assert len(server.requests) == 7
+
+    assert settings == settings_again == TINY
+    assert fetched[0] == "/gpt2/124M/hparams.json"
+    assert sorted(fetched) == sorted(files)
+    model_dir = tmp_path / "models" / "124M"
+    assert leftovers(model_dir) == sorted(gpt_download.GPT2_FILES)
+    for name in gpt_download.GPT2_FILES:
+        assert (model_dir / name).read_bytes() == files[f"/gpt2/124M/{name}"], name
+    assert np.array_equal(params["wte"], written["model/wte"])
+    assert np.array_equal(params["blocks"][1]["mlp"]["c_fc"]["w"], written["model/h1/mlp/c_fc/w"][0])
+    assert np.array_equal(params["b"], written["model/ln_f/b"])
+    assert np.array_equal(params_again["blocks"][0]["attn"]["c_attn"]["b"],
+                          written["model/h0/attn/c_attn/b"])
+
+
+def test_unknown_model_size(tmp_path, monkeypatch):
+    with LoopbackServer({}) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        with pytest.raises(ValueError, match="'125M'; choose one of: 124M, 355M, 774M, 1558M"):
+            download_and_load_gpt2("125M", tmp_path / "models")
+    assert server.requests == []
+    assert leftovers(tmp_path) == []
+
+
+def test_short_weights_file_on_the_mirror(tiny_mirror, tmp_path, monkeypatch):
+    files, _ = tiny_mirror
+    weights = "/gpt2/124M/model.ckpt.data-00000-of-00001"
+    with LoopbackServer(dict(files, **{weights: files[weights][:5000]})) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        # The expected size comes from hparams.json: 2,400 float32 numbers.
+        with pytest.raises(DownloadError, match="got 5,000 bytes, expected 9,600"):
+            download_and_load_gpt2("124M", tmp_path / "models", reader="numpy")
+    left = leftovers(tmp_path / "models" / "124M")
+    assert not any(name.startswith("model.ckpt.data") for name in left), left
+
+
+def test_html_page_instead_of_a_checkpoint_file(tiny_mirror, tmp_path, monkeypatch):
+    files, _ = tiny_mirror
+    index = "/gpt2/124M/model.ckpt.index"
+    with LoopbackServer(dict(files, **{index: b"<html><body>Blob not found</body></html>"})) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        with pytest.raises(DownloadError, match="model.ckpt.index.*HTML page"):
+            download_and_load_gpt2("124M", tmp_path / "models", reader="numpy")
+    left = leftovers(tmp_path / "models" / "124M")
+    assert not any(name.startswith("model.ckpt.index") for name in left), left
+
+
+def test_missing_file_on_the_mirror(tiny_mirror, tmp_path, monkeypatch):
+    files, _ = tiny_mirror
+    served = {path: body for path, body in files.items() if not path.endswith(".meta")}
+    with LoopbackServer(served) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        with pytest.raises(DownloadError, match=r"(?s)model.ckpt.meta: HTTP 404.*"
+                                                 f"{MIRROR_ENV} is set"):
+            download_and_load_gpt2("124M", tmp_path / "models", reader="numpy")
+
+
+def test_hparams_without_the_needed_keys(tmp_path, monkeypatch):
+    with LoopbackServer({"/gpt2/124M/hparams.json": b'{"n_vocab": 64}'}) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        with pytest.raises(CheckpointError, match="n_ctx, n_embd, n_head, n_layer"):
+            download_and_load_gpt2("124M", tmp_path / "models")
+    assert len(server.requests) == 1  # nothing else fetched on the strength of bad hparams
