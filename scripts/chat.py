@@ -1,0 +1,195 @@
+"""Talk to an instruction-tuned GPT-2 (Chapter 7), or let it answer the test set.
+
+Examples (run from the repository root):
+
+    python scripts/chat.py --ckpt models/gpt2-medium355M-sft.pth
+    python scripts/chat.py --ckpt models/gpt2-medium355M-sft.pth --ask "Name three primary colors."
+    python scripts/chat.py --ckpt models/gpt2-medium355M-sft.pth \\
+        --ask "Translate into German." --input "Good morning"
+    python scripts/chat.py --ckpt models/gpt2-medium355M-sft.pth --gen-test-set \\
+        --out data/instruction-data-with-response.json
+
+Without --ask or --gen-test-set it starts an interactive loop: type an instruction,
+then an optional input (Enter for none); type exit (or press Ctrl-D) to quit.
+
+--ckpt reads the course's checkpoint format (save_gpt_checkpoint, Chapter 5), which is
+how Chapter 7 saves the fine-tuned model. Without --ckpt, OpenAI's GPT-2 weights for
+--size are downloaded into --models-dir: those models were never taught to follow
+instructions, so expect them to ramble.
+
+--gen-test-set answers every instruction of the test split (Chapter 7's 85/5/10 split
+of --data, by default the course's instruction-data.json, downloaded if needed) and
+writes the entries with an added "model_response" field to --out as JSON.
+
+Prompts use the Alpaca format of Chapter 7. Decoding is greedy by default; a
+--temperature above 0 samples (optionally with --top_k / --top_p), and --seed makes it
+repeatable. An answer ends at GPT-2's <|endoftext|> token or after --tokens tokens.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+# Make the course modules (and generate.py, whose loading code we share) importable.
+SCRIPTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(SCRIPTS.parent))
+sys.path.insert(0, str(SCRIPTS))
+
+from generate import SIZES, DownloadFailed, UsageError, load_model, pick_device  # noqa: E402
+
+EXIT_WORDS = {"exit", "quit"}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="chat.py",
+        description=__doc__.split("\n\n")[0],
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--ask", metavar="INSTRUCTION",
+                      help="answer this one instruction and exit")
+    what.add_argument("--gen-test-set", action="store_true",
+                      help="answer the test split of --data and write --out")
+    parser.add_argument("--input", default="",
+                        help="with --ask: the material the instruction works on (optional)")
+    parser.add_argument("--ckpt", type=Path,
+                        help="the fine-tuned model (a checkpoint saved by Chapter 7)")
+    parser.add_argument("--size", choices=list(SIZES), default="small",
+                        help="GPT-2 size to download when there is no --ckpt (default: small); "
+                             "with --ckpt, only used for a bare state_dict")
+    parser.add_argument("--models-dir", type=Path, default=Path("models"),
+                        help="where OpenAI's weights are stored (default: models)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="instruction data JSON for --gen-test-set (default: download "
+                             "instruction-data.json into data/)")
+    parser.add_argument("--out", type=Path,
+                        default=Path("data") / "instruction-data-with-response.json",
+                        help="output JSON of --gen-test-set "
+                             "(default: data/instruction-data-with-response.json)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="with --gen-test-set: answer only the first N test entries")
+    parser.add_argument("--tokens", type=int, default=256,
+                        help="maximum number of new tokens per answer (default: 256)")
+    parser.add_argument("--temperature", type=float, default=0.0,
+                        help="0 = greedy (default); > 0 samples, higher = more random")
+    parser.add_argument("--top_k", type=int, default=None,
+                        help="sample only among the k most likely tokens")
+    parser.add_argument("--top_p", type=float, default=None,
+                        help="sample only among the most likely tokens whose probabilities "
+                             "add up to p (0 < p <= 1)")
+    parser.add_argument("--seed", type=int, default=123, help="random seed (default: 123)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (default: cuda, then mps, then cpu), or a torch device name")
+    return parser.parse_args(argv)
+
+
+def check_args(args):
+    if args.ask is not None and not args.ask.strip():
+        raise UsageError("the instruction (--ask) is empty: give the model something to do")
+    if args.input and args.ask is None:
+        raise UsageError("--input goes with --ask (in the interactive loop you are asked for it)")
+    if args.tokens < 1:
+        raise UsageError(f"--tokens must be at least 1, got {args.tokens}")
+    if args.temperature < 0:
+        raise UsageError(f"--temperature must be >= 0 (0 means greedy), got {args.temperature}")
+    if args.top_k is not None and args.top_k < 1:
+        raise UsageError(f"--top_k must be at least 1, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise UsageError(f"--top_p must be in (0, 1], got {args.top_p}")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    if args.ckpt is not None and not args.ckpt.is_file():
+        raise UsageError(f"checkpoint file not found: {args.ckpt}")
+    if args.data is not None and not args.data.is_file():
+        raise UsageError(f"data file not found: {args.data}")
+
+
+def load_test_split(data_path):
+    """The test split (Chapter 7) of an instruction-data JSON file."""
+    from previous_chapters import split_instruction_data
+
+    if data_path is None:
+        from gpt_download import DownloadError, download_data_file
+
+        try:
+            data_path = download_data_file("instruction-data.json")
+        except DownloadError as error:
+            raise DownloadFailed(str(error)) from None
+    try:
+        data = json.loads(Path(data_path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"{data_path} is not valid JSON: {error}") from None
+    if not isinstance(data, list) or not all(
+            isinstance(e, dict) and {"instruction", "output"} <= e.keys() for e in data):
+        raise UsageError(f"{data_path} must hold a JSON list of objects with "
+                         "'instruction', 'input' (optional) and 'output' fields")
+    _, _, test_data = split_instruction_data(data)
+    if not test_data:
+        raise UsageError(f"{data_path} has {len(data)} entries, too few for a test split "
+                         "(10% of them, rounded down)")
+    return test_data
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        check_args(args)
+        device = pick_device(args.device)
+
+        import tiktoken
+        import torch
+
+        from previous_chapters import generate_response
+
+        test_data = load_test_split(args.data) if args.gen_test_set else None
+        model, _ = load_model(args, device)
+        tokenizer = tiktoken.get_encoding("gpt2")
+        decoding = dict(max_new_tokens=args.tokens, temperature=args.temperature,
+                        top_k=args.top_k, top_p=args.top_p, eos_id=50256)
+
+        def answer(instruction, input_text=""):
+            entry = {"instruction": instruction, "input": input_text}
+            return generate_response(model, tokenizer, entry, **decoding)
+
+        torch.manual_seed(args.seed)
+        if args.ask is not None:
+            print(answer(args.ask.strip(), args.input) or "(empty response)")
+        elif args.gen_test_set:
+            entries = test_data[:args.limit]
+            results = []
+            for i, entry in enumerate(entries, start=1):
+                results.append({**entry, "model_response": generate_response(
+                    model, tokenizer, entry, **decoding)})
+                print(f"\ranswered {i} of {len(entries)}", end="", file=sys.stderr, flush=True)
+            print(file=sys.stderr)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=4), encoding="utf-8")
+            print(f"wrote {len(results)} responses to {args.out}")
+        else:
+            print("Type an instruction (exit to quit).")
+            while True:
+                try:
+                    instruction = input("\nInstruction> ").strip()
+                    if instruction.lower() in EXIT_WORDS:
+                        break
+                    if not instruction:
+                        continue
+                    input_text = input("Input (Enter for none)> ").strip()
+                except EOFError:  # Ctrl-D
+                    print()
+                    break
+                print(answer(instruction, input_text) or "(empty response)")
+    except (UsageError, DownloadFailed) as error:
+        print(f"chat.py: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
