@@ -1,0 +1,172 @@
+"""Generate text with GPT-2: OpenAI's weights, or a checkpoint you trained in the course.
+
+Examples (run from the repository root):
+
+    python scripts/generate.py --prompt "Every new day brings"
+    python scripts/generate.py --size medium --prompt "The lighthouse keeper" \\
+        --temperature 1.0 --top_k 50 --seed 7
+    python scripts/generate.py --ckpt models/ch05_model_and_optimizer.pth --prompt "I had always thought"
+
+Without --ckpt, OpenAI's GPT-2 weights for --size are downloaded into --models-dir
+(about 500 MB for small, 6 GB for xl) unless they are already there; set
+LLM_COURSE_MIRROR to download from a mirror instead.
+
+--ckpt reads the course's checkpoint format, a dict {"config", "model_state_dict",
+["optimizer_state_dict"]} as written by save_gpt_checkpoint (Chapter 5). A bare
+state_dict (torch.save(model.state_dict(), path)) is read as a GPT-2 model of --size.
+
+The default temperature 0 is greedy decoding (the same text every time); a temperature
+above 0 samples, optionally restricted by --top_k and/or --top_p, and --seed makes the
+sample repeatable. Generation stops early at GPT-2's <|endoftext|> token.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+# Make the course modules importable when the script is run from anywhere.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+SIZES = {  # --size -> (OpenAI's checkpoint name, MODEL_CONFIGS name)
+    "small": ("124M", "gpt2-small (124M)"),
+    "medium": ("355M", "gpt2-medium (355M)"),
+    "large": ("774M", "gpt2-large (774M)"),
+    "xl": ("1558M", "gpt2-xl (1558M)"),
+}
+EOS_TEXT = "<|endoftext|>"
+
+
+class UsageError(Exception):
+    """A problem with the user's input: reported in one line, exit code 2."""
+
+    exit_code = 2
+
+
+class DownloadFailed(Exception):
+    """The weights could not be downloaded: reported without a traceback, exit code 1."""
+
+    exit_code = 1
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="generate.py",
+        description=__doc__.split("\n\n")[0],
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--prompt", required=True, help="the text to continue")
+    parser.add_argument("--size", choices=list(SIZES), default="small",
+                        help="GPT-2 size to download (default: small = 124M); with --ckpt, "
+                             "only used for a bare state_dict")
+    parser.add_argument("--ckpt", type=Path,
+                        help="a checkpoint file to use instead of OpenAI's weights")
+    parser.add_argument("--models-dir", type=Path, default=Path("models"),
+                        help="where OpenAI's weights are stored (default: models)")
+    parser.add_argument("--tokens", type=int, default=50,
+                        help="maximum number of new tokens (default: 50)")
+    parser.add_argument("--temperature", type=float, default=0.0,
+                        help="0 = greedy (default); > 0 samples, higher = more random")
+    parser.add_argument("--top_k", type=int, default=None,
+                        help="sample only among the k most likely tokens")
+    parser.add_argument("--top_p", type=float, default=None,
+                        help="sample only among the most likely tokens whose probabilities "
+                             "add up to p (0 < p <= 1)")
+    parser.add_argument("--seed", type=int, default=123, help="random seed (default: 123)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (default: cuda, then mps, then cpu), or a torch device name")
+    return parser.parse_args(argv)
+
+
+def check_args(args):
+    if not args.prompt.strip():
+        raise UsageError("--prompt is empty: give some text to continue")
+    if args.tokens < 0:
+        raise UsageError(f"--tokens must be >= 0, got {args.tokens}")
+    if args.temperature < 0:
+        raise UsageError(f"--temperature must be >= 0 (0 means greedy), got {args.temperature}")
+    if args.top_k is not None and args.top_k < 1:
+        raise UsageError(f"--top_k must be at least 1, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise UsageError(f"--top_p must be in (0, 1], got {args.top_p}")
+    if args.ckpt is not None and not args.ckpt.is_file():
+        raise UsageError(f"checkpoint file not found: {args.ckpt}")
+
+
+def pick_device(name):
+    import torch
+
+    if name != "auto":
+        try:
+            return torch.device(name)
+        except RuntimeError as error:
+            raise UsageError(f"unknown --device {name!r}: {error}") from None
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def load_model(args, device):
+    """The model to generate with and its configuration."""
+    from previous_chapters import GPTModel, gpt2_config, load_gpt_checkpoint, load_weights_into_gpt
+
+    checkpoint_name, config_name = SIZES[args.size]
+    if args.ckpt is not None:
+        try:
+            model, checkpoint = load_gpt_checkpoint(args.ckpt, device=device,
+                                                    config=gpt2_config(config_name))
+        except ValueError as error:
+            raise UsageError(" ".join(str(error).split())) from None
+        return model, checkpoint["config"]
+
+    from gpt_download import DownloadError, download_and_load_gpt2
+
+    try:
+        _, params = download_and_load_gpt2(checkpoint_name, str(args.models_dir))
+    except DownloadError as error:
+        raise DownloadFailed(str(error)) from None
+    config = gpt2_config(config_name)
+    model = GPTModel(config)
+    load_weights_into_gpt(model, params)
+    return model.to(device).eval(), config
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        check_args(args)
+        device = pick_device(args.device)
+
+        import tiktoken
+        import torch
+
+        from previous_chapters import generate, text_to_token_ids, token_ids_to_text
+
+        model, config = load_model(args, device)
+        tokenizer = tiktoken.get_encoding("gpt2")
+        prompt_ids = text_to_token_ids(args.prompt, tokenizer).to(device)
+        if prompt_ids.shape[1] > config["context_length"]:
+            print(f"note: the prompt has {prompt_ids.shape[1]} tokens; the model sees only "
+                  f"the last {config['context_length']}", file=sys.stderr)
+        eos_id = tokenizer.encode(EOS_TEXT, allowed_special={EOS_TEXT})[0]
+        if eos_id >= config["vocab_size"]:
+            eos_id = None  # a model with a smaller vocabulary can't produce it
+
+        torch.manual_seed(args.seed)
+        out = generate(model, prompt_ids, max_new_tokens=args.tokens,
+                       context_size=config["context_length"], temperature=args.temperature,
+                       top_k=args.top_k, top_p=args.top_p, eos_id=eos_id)
+        token_ids = out[0].cpu()  # (num_tokens,)
+        if eos_id is not None and out.shape[1] > prompt_ids.shape[1] and token_ids[-1].item() == eos_id:
+            token_ids = token_ids[:-1]  # stopped at the end marker: don't print it
+        print(token_ids_to_text(token_ids, tokenizer))
+    except (UsageError, DownloadFailed) as error:
+        print(f"generate.py: error: {error}", file=sys.stderr)
+        return error.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

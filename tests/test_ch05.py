@@ -1,0 +1,500 @@
+"""Chapter 5: losses, the training loop, decoding, checkpoints, and loading OpenAI's weights.
+
+The weight-loading test makes a tiny checkpoint in OpenAI's TensorFlow format, serves it on
+loopback as the mirror's "124M" model, loads it with both checkpoint readers, and compares
+our GPTModel with Hugging Face's GPT-2 on the same weights.
+"""
+
+import functools
+import math
+import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from gpt_download import download_and_load_gpt2
+from previous_chapters import (
+    QUICK_ENV,
+    GPTModel,
+    assign,
+    calc_loss_batch,
+    calc_loss_loader,
+    evaluate_model,
+    generate,
+    generate_text_simple,
+    gpt2_config,
+    load_gpt_checkpoint,
+    load_weights_into_gpt,
+    quick_run,
+    save_gpt_checkpoint,
+    text_to_token_ids,
+    token_ids_to_text,
+    train_model_simple,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from make_gpt2_checkpoint import make_gpt2_checkpoint  # noqa: E402
+
+TINY_HPARAMS = {"n_vocab": 64, "n_ctx": 16, "n_embd": 8, "n_head": 2, "n_layer": 2}
+TINY_CONFIG = {"vocab_size": 40, "context_length": 12, "emb_dim": 16, "n_heads": 2,
+               "n_layers": 2, "drop_rate": 0.0, "qkv_bias": False}
+
+
+def config_from_hparams(hparams):
+    return {"vocab_size": hparams["n_vocab"], "context_length": hparams["n_ctx"],
+            "emb_dim": hparams["n_embd"], "n_heads": hparams["n_head"],
+            "n_layers": hparams["n_layer"], "drop_rate": 0.0, "qkv_bias": True}
+
+
+def tiny_model(seed=0, config=TINY_CONFIG):
+    torch.manual_seed(seed)
+    return GPTModel(config).eval()
+
+
+# ---------------------------------------------------------------------------
+# Quick mode and text <-> token IDs
+# ---------------------------------------------------------------------------
+
+def test_quick_run_reads_one_environment_variable(monkeypatch):
+    assert QUICK_ENV == "LLM_COURSE_QUICK"
+    monkeypatch.setenv(QUICK_ENV, "1")
+    assert quick_run() is True
+    for value in ["0", "", "yes"]:
+        monkeypatch.setenv(QUICK_ENV, value)
+        assert quick_run() is False
+    monkeypatch.delenv(QUICK_ENV)
+    assert quick_run() is False
+
+
+def test_text_to_token_ids_round_trip():
+    import tiktoken
+
+    tokenizer = tiktoken.get_encoding("gpt2")
+    ids = text_to_token_ids("Hello, world<|endoftext|>", tokenizer)
+    assert ids.tolist() == [[15496, 11, 995, 50256]]
+    assert token_ids_to_text(ids, tokenizer) == "Hello, world<|endoftext|>"
+    assert token_ids_to_text(ids[0], tokenizer) == "Hello, world<|endoftext|>"
+    with pytest.raises(ValueError, match="one sequence"):
+        token_ids_to_text(torch.zeros(2, 3, dtype=torch.long), tokenizer)
+
+
+# ---------------------------------------------------------------------------
+# Losses and the training loop
+# ---------------------------------------------------------------------------
+
+def make_loader(num_windows, batch_size, seed=1, drop_last=False):
+    generator = torch.Generator().manual_seed(seed)
+    data = torch.randint(0, TINY_CONFIG["vocab_size"], (num_windows, 7), generator=generator)
+    dataset = TensorDataset(data[:, :-1], data[:, 1:])  # inputs, targets shifted by one
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=drop_last)
+
+
+def manual_batch_loss(model, inputs, targets):
+    with torch.no_grad():
+        log_probas = torch.log_softmax(model(inputs), dim=-1)  # (b, t, vocab)
+    picked = [log_probas[b, t, targets[b, t]].item()
+              for b in range(inputs.shape[0]) for t in range(inputs.shape[1])]
+    return -sum(picked) / len(picked)
+
+
+def test_calc_loss_batch_and_loader_match_a_manual_computation():
+    model = tiny_model()
+    loader = make_loader(num_windows=5, batch_size=2)  # batches of 2, 2 and 1 windows
+    batches = list(loader)
+    manual = [manual_batch_loss(model, x, y) for x, y in batches]
+
+    with torch.no_grad():
+        batch_loss = calc_loss_batch(*batches[0], model, "cpu").item()
+    assert batch_loss == pytest.approx(manual[0], abs=1e-5)
+    assert calc_loss_loader(loader, model, "cpu") == pytest.approx(sum(manual) / 3, abs=1e-5)
+    assert calc_loss_loader(loader, model, "cpu", num_batches=2) == pytest.approx(sum(manual[:2]) / 2, abs=1e-5)
+    assert calc_loss_loader(loader, model, "cpu", num_batches=10) == pytest.approx(sum(manual) / 3, abs=1e-5)
+    # An untrained model is close to a uniform guess: loss near ln(vocab_size).
+    assert abs(manual[0] - math.log(TINY_CONFIG["vocab_size"])) < 0.5
+
+
+def test_calc_loss_loader_rejects_an_empty_loader_and_zero_batches():
+    model = tiny_model()
+    empty = make_loader(num_windows=1, batch_size=2, drop_last=True)
+    assert len(empty) == 0
+    with pytest.raises(ValueError, match="no batches"):
+        calc_loss_loader(empty, model, "cpu")
+    with pytest.raises(ValueError, match="num_batches"):
+        calc_loss_loader(make_loader(4, 2), model, "cpu", num_batches=0)
+
+
+class CharTokenizer:
+    """A tokenizer with tiktoken's encode/decode interface for a 40-symbol alphabet."""
+
+    alphabet = "abcdefghijklmnopqrstuvwxyz .,!?'-0123456"
+
+    def encode(self, text, allowed_special=()):
+        return [self.alphabet.index(c) for c in text]
+
+    def decode(self, ids):
+        return "".join(self.alphabet[i] for i in ids)
+
+
+def test_train_model_simple_lowers_the_loss_and_tracks_tokens(capsys):
+    train_loader = make_loader(num_windows=4, batch_size=2, seed=3)
+    val_loader = make_loader(num_windows=2, batch_size=2, seed=4)
+    torch.manual_seed(123)
+    model = GPTModel(TINY_CONFIG)
+    before = calc_loss_loader(train_loader, model, "cpu")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.1)
+    train_losses, val_losses, tokens_seen = train_model_simple(
+        model, train_loader, val_loader, optimizer, "cpu", num_epochs=3, eval_freq=2,
+        eval_iter=1, start_context="hello", tokenizer=CharTokenizer())
+    # 2 batches per epoch, 3 epochs: steps 0..5, evaluated at steps 0, 2 and 4.
+    assert len(train_losses) == len(val_losses) == 3
+    assert tokens_seen == [12, 36, 60]  # 2 windows x 6 tokens per step
+    assert train_losses[-1] < train_losses[0]
+    assert calc_loss_loader(train_loader, model, "cpu") < before - 0.5
+    out = capsys.readouterr().out
+    assert out.count("train loss") == 3
+    assert out.count("hello") == 3  # one sample per epoch
+    assert model.training  # training mode again after the samples
+
+
+def test_evaluate_model_restores_training_mode():
+    model = tiny_model()
+    model.train()
+    train_loss, val_loss = evaluate_model(model, make_loader(4, 2), make_loader(2, 2, seed=5), "cpu", 1)
+    assert model.training
+    assert train_loss > 0 and val_loss > 0
+
+
+# ---------------------------------------------------------------------------
+# Decoding
+# ---------------------------------------------------------------------------
+
+class FixedLogits(nn.Module):
+    """Returns the same next-token logits at every position."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.register_buffer("logits", torch.as_tensor(logits, dtype=torch.float32))
+
+    def forward(self, idx):
+        batch_size, num_tokens = idx.shape
+        return self.logits.expand(batch_size, num_tokens, -1)  # (b, num_tokens, vocab_size)
+
+
+class CountingModel(nn.Module):
+    """Always predicts (last token + 1) mod vocab_size, with certainty."""
+
+    def __init__(self, vocab_size=10):
+        super().__init__()
+        self.vocab_size = vocab_size
+
+    def forward(self, idx):
+        following = (idx + 1) % self.vocab_size  # (b, num_tokens)
+        return 10.0 * nn.functional.one_hot(following, self.vocab_size).float()  # (b, num_tokens, vocab)
+
+
+def test_greedy_generate_matches_generate_text_simple():
+    model = tiny_model(seed=3)
+    idx = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    expected = generate_text_simple(model, idx, max_new_tokens=15, context_size=12)
+    assert torch.equal(generate(model, idx, 15, context_size=12), expected)
+    assert generate(model, idx, 15, context_size=12).shape == (2, 18)  # cropping to 12 works
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.5, 1.0, 5.0])
+def test_top_k_1_equals_greedy_for_any_temperature(temperature):
+    model = tiny_model(seed=4)
+    idx = torch.tensor([[7, 1, 3]])
+    greedy = generate(model, idx, 10, context_size=12)
+    torch.manual_seed(0)
+    assert torch.equal(generate(model, idx, 10, context_size=12, temperature=temperature, top_k=1), greedy)
+
+
+def test_a_tiny_temperature_samples_the_greedy_tokens():
+    model = tiny_model(seed=5)
+    idx = torch.tensor([[2, 9]])
+    greedy = generate(model, idx, 10, context_size=12)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        assert torch.equal(generate(model, idx, 10, context_size=12, temperature=1e-5), greedy)
+
+
+def nucleus(probas, top_p):
+    """The smallest set of most likely tokens whose probabilities reach top_p."""
+    order = sorted(range(len(probas)), key=lambda i: -probas[i])
+    kept, total = set(), 0.0
+    for i in order:
+        kept.add(i)
+        total += probas[i]
+        if total >= top_p:
+            break
+    return kept
+
+
+def sampled_tokens(model, n_seeds=40, batch_size=25, **kwargs):
+    seen = set()
+    for seed in range(n_seeds):
+        torch.manual_seed(seed)
+        out = generate(model, torch.zeros(batch_size, 1, dtype=torch.long), 1, context_size=4, **kwargs)
+        seen.update(out[:, -1].tolist())
+    return seen
+
+
+# Probabilities in scrambled vocabulary order; sorted: 0.4 (1), 0.3 (3), 0.15 (4), 0.1 (2), 0.05 (0).
+PROBAS = [0.05, 0.4, 0.1, 0.3, 0.15]
+EPS = 1e-4
+
+
+@pytest.mark.parametrize("top_p, expected", [
+    (0.2, {1}),
+    (0.4 - EPS, {1}),
+    (0.4 + EPS, {1, 3}),
+    (0.7 - EPS, {1, 3}),
+    (0.7 + EPS, {1, 3, 4}),
+    (0.85 + EPS, {1, 3, 4, 2}),
+    (1.0, {0, 1, 2, 3, 4}),
+])
+def test_top_p_samples_exactly_the_smallest_set_reaching_p(top_p, expected):
+    assert nucleus(PROBAS, top_p) == expected  # the test's own reference agrees
+    model = FixedLogits(np.log(PROBAS))
+    # Every token of the set is sampled at some point, and no token outside it ever is.
+    assert sampled_tokens(model, temperature=1.0, top_p=top_p) == expected
+
+
+def test_top_p_works_on_the_temperature_scaled_and_top_k_filtered_distribution():
+    logits = torch.log(torch.tensor(PROBAS))
+    scaled = torch.softmax(logits / 3.0, dim=0).tolist()  # flatter: 0.27, 0.24, 0.20, ...
+    model = FixedLogits(logits)
+    assert sampled_tokens(model, temperature=3.0, top_p=0.6) == nucleus(scaled, 0.6)
+    assert nucleus(scaled, 0.6) != nucleus(PROBAS, 0.6)
+    # top_k=2 leaves 0.4 and 0.3, renormalized to 0.571 and 0.429: top_p=0.5 keeps one.
+    assert sampled_tokens(model, temperature=1.0, top_k=2, top_p=0.5) == {1}
+    assert sampled_tokens(model, temperature=1.0, top_k=2) == {1, 3}
+
+
+def test_sampling_is_repeatable_with_a_seed():
+    model = tiny_model(seed=6)
+    idx = torch.tensor([[1, 2]])
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(42)
+        runs.append(generate(model, idx, 10, context_size=12, temperature=1.5, top_k=20, top_p=0.9))
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_eos_stops_early_and_is_kept():
+    model = CountingModel()
+    out = generate(model, torch.tensor([[0]]), max_new_tokens=20, context_size=4, eos_id=3)
+    assert out.tolist() == [[0, 1, 2, 3]]
+    # Without eos_id, all tokens are produced.
+    assert generate(model, torch.tensor([[0]]), 6, context_size=4).tolist() == [[0, 1, 2, 3, 4, 5, 6]]
+    # Sampling stops too.
+    torch.manual_seed(0)
+    assert generate(model, torch.tensor([[0]]), 20, 4, temperature=1.0, eos_id=3).tolist() == [[0, 1, 2, 3]]
+
+
+def test_eos_in_a_batch_pads_finished_sequences_until_all_are_done():
+    model = CountingModel()
+    out = generate(model, torch.tensor([[0], [2], [5]]), max_new_tokens=20, context_size=4, eos_id=3)
+    assert out.tolist() == [[0, 1, 2, 3, 3, 3, 3, 3, 3],
+                            [2, 3, 3, 3, 3, 3, 3, 3, 3],
+                            [5, 6, 7, 8, 9, 0, 1, 2, 3]]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"temperature": -0.5}, "temperature"),
+    ({"temperature": 1.0, "top_k": 0}, "top_k"),
+    ({"top_k": 2.5}, "top_k"),
+    ({"temperature": 1.0, "top_p": 0.0}, "top_p"),
+    ({"temperature": 1.0, "top_p": 1.5}, "top_p"),
+    ({"top_p": -0.1}, "top_p"),
+    ({"max_new_tokens": -1}, "max_new_tokens"),
+])
+def test_generate_rejects_invalid_settings(kwargs, message):
+    model = CountingModel()
+    args = {"max_new_tokens": 3, "context_size": 4, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        generate(model, torch.tensor([[0]]), **args)
+
+
+# ---------------------------------------------------------------------------
+# Saving and loading
+# ---------------------------------------------------------------------------
+
+def test_checkpoint_round_trip_gives_identical_logits_and_optimizer_state(tmp_path):
+    model = tiny_model(seed=7)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    inputs, targets = next(iter(make_loader(2, 2)))
+    calc_loss_batch(inputs, targets, model, "cpu").backward()
+    optimizer.step()
+    model.eval()
+
+    path = tmp_path / "model.pth"
+    save_gpt_checkpoint(path, model, TINY_CONFIG, optimizer)
+    reloaded, checkpoint = load_gpt_checkpoint(path)
+    assert checkpoint["config"] == TINY_CONFIG
+    assert not reloaded.training
+    with torch.no_grad():
+        assert torch.equal(model(inputs), reloaded(inputs))
+
+    resumed = torch.optim.AdamW(reloaded.parameters(), lr=1e-3, weight_decay=0.1)
+    resumed.load_state_dict(checkpoint["optimizer_state_dict"])
+    for saved, restored in zip(optimizer.state.values(), resumed.state.values()):
+        assert torch.equal(saved["exp_avg"], restored["exp_avg"])
+
+    # A bare state_dict loads with weights_only=True when the configuration is given.
+    bare = tmp_path / "bare.pth"
+    torch.save(model.state_dict(), bare)
+    reloaded_bare, _ = load_gpt_checkpoint(bare, config=TINY_CONFIG)
+    with torch.no_grad():
+        assert torch.equal(model(inputs), reloaded_bare(inputs))
+    with pytest.raises(ValueError, match="configuration"):
+        load_gpt_checkpoint(bare)
+
+
+def test_load_gpt_checkpoint_reports_files_that_do_not_fit(tmp_path):
+    path = tmp_path / "model.pth"
+    save_gpt_checkpoint(path, tiny_model(), TINY_CONFIG)
+    wider = _with_config(path, tmp_path, {**TINY_CONFIG, "emb_dim": 32})
+    with pytest.raises(ValueError, match=r"does not fit.*tok_emb.weight: \(40, 16\) in the file, \(40, 32\)"):
+        load_gpt_checkpoint(wider)
+    deeper = _with_config(path, tmp_path, {**TINY_CONFIG, "n_layers": 3})
+    with pytest.raises(ValueError, match=r"missing, e.g. trf_blocks.2.") as error:
+        load_gpt_checkpoint(deeper)
+    assert len(str(error.value)) < 400  # a summary, not PyTorch's list of every tensor
+    biased = _with_config(path, tmp_path, {**TINY_CONFIG, "qkv_bias": True})
+    with pytest.raises(ValueError, match="missing, e.g. trf_blocks.0.att.W_query.bias"):
+        load_gpt_checkpoint(biased)
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
+        load_gpt_checkpoint(text_file)
+    with pytest.raises(FileNotFoundError):
+        load_gpt_checkpoint(tmp_path / "missing.pth")
+
+
+def _with_config(path, tmp_path, config):
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["config"] = config
+    changed = tmp_path / "changed.pth"
+    torch.save(checkpoint, changed)
+    return changed
+
+
+# ---------------------------------------------------------------------------
+# OpenAI's weights: configuration, assign, and parity with Hugging Face's GPT-2
+# ---------------------------------------------------------------------------
+
+def test_gpt2_config():
+    cfg = gpt2_config("gpt2-medium (355M)")
+    assert cfg == {"vocab_size": 50257, "context_length": 1024, "emb_dim": 1024, "n_heads": 16,
+                   "n_layers": 24, "drop_rate": 0.1, "qkv_bias": True}
+    with pytest.raises(ValueError, match=r"gpt2-small \(124M\)"):
+        gpt2_config("gpt2-huge")
+
+
+def test_assign_copies_and_fails_loudly_on_a_shape_mismatch():
+    left = nn.Parameter(torch.zeros(3, 2))
+    right = np.arange(6, dtype=np.float32).reshape(3, 2)
+    param = assign(left, right)
+    assert isinstance(param, nn.Parameter)
+    assert param.tolist() == right.tolist()
+    right[0, 0] = 100.0  # the parameter is a copy, not a view of the array
+    assert param[0, 0].item() == 0.0
+    with pytest.raises(ValueError, match=r"W_query.*\(3, 2\).*\(2, 3\)"):
+        assign(left, right.T, "W_query")
+
+
+def test_load_weights_into_gpt_needs_qkv_biases():
+    params = {"blocks": [{}] * TINY_CONFIG["n_layers"], "wte": np.zeros((40, 16), np.float32),
+              "wpe": np.zeros((12, 16), np.float32)}
+    with pytest.raises(ValueError, match="qkv_bias"):
+        load_weights_into_gpt(GPTModel(TINY_CONFIG), params)
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2_mirror(tmp_path_factory):
+    """A loopback mirror whose gpt2/124M/ holds a tiny checkpoint in OpenAI's format."""
+    root = tmp_path_factory.mktemp("mirror")
+    # The tokenizer files are only copied along (the tiny vocabulary doesn't use them):
+    # stand-ins keep the test independent of where the real ones are kept.
+    tokenizer_dir = tmp_path_factory.mktemp("tokenizer")
+    (tokenizer_dir / "encoder.json").write_text("{}\n")
+    (tokenizer_dir / "vocab.bpe").write_text("#version: 0.2\n")
+    make_gpt2_checkpoint(root / "gpt2" / "124M", TINY_HPARAMS, seed=0, gpt2_dir=tokenizer_dir)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LLM_COURSE_MIRROR", f"http://127.0.0.1:{server.server_address[1]}")
+        yield tmp_path_factory.mktemp("models")
+    server.shutdown()
+    server.server_close()
+
+
+def hf_gpt2(settings, params):
+    """Hugging Face's GPT-2 with OpenAI's arrays copied in (its Conv1D weights are (in, out) too)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(vocab_size=settings["n_vocab"], n_positions=settings["n_ctx"],
+                        n_embd=settings["n_embd"], n_layer=settings["n_layer"],
+                        n_head=settings["n_head"], resid_pdrop=0.0, embd_pdrop=0.0,
+                        attn_pdrop=0.0, layer_norm_epsilon=1e-5, activation_function="gelu_new")
+    model = GPT2LMHeadModel(config).eval()
+    t = model.transformer
+    with torch.no_grad():
+        t.wte.weight.copy_(torch.from_numpy(params["wte"]))
+        t.wpe.weight.copy_(torch.from_numpy(params["wpe"]))
+        for block, p in zip(t.h, params["blocks"]):
+            pairs = [(block.ln_1, p["ln_1"], "g"), (block.ln_2, p["ln_2"], "g")]
+            for layer, arrays, gain in pairs:
+                layer.weight.copy_(torch.from_numpy(arrays[gain]))
+                layer.bias.copy_(torch.from_numpy(arrays["b"]))
+            for layer, arrays in [(block.attn.c_attn, p["attn"]["c_attn"]),
+                                  (block.attn.c_proj, p["attn"]["c_proj"]),
+                                  (block.mlp.c_fc, p["mlp"]["c_fc"]),
+                                  (block.mlp.c_proj, p["mlp"]["c_proj"])]:
+                layer.weight.copy_(torch.from_numpy(arrays["w"]))
+                layer.bias.copy_(torch.from_numpy(arrays["b"]))
+        t.ln_f.weight.copy_(torch.from_numpy(params["g"]))
+        t.ln_f.bias.copy_(torch.from_numpy(params["b"]))
+    assert torch.equal(model.lm_head.weight, t.wte.weight)  # tied, as in GPT-2
+    return model
+
+
+@pytest.mark.parametrize("reader", ["tensorflow", "numpy"])
+def test_loaded_weights_match_hugging_face_gpt2(tiny_gpt2_mirror, reader):
+    settings, params = download_and_load_gpt2("124M", str(tiny_gpt2_mirror), reader=reader)
+    assert settings == TINY_HPARAMS
+
+    model = GPTModel(config_from_hparams(settings))
+    load_weights_into_gpt(model, params)
+    model.eval()
+    reference = hf_gpt2(settings, params)
+
+    generator = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, settings["n_vocab"], (3, settings["n_ctx"]), generator=generator)
+    with torch.no_grad():
+        ours = model(idx)
+        theirs = reference(idx).logits
+    assert ours.shape == theirs.shape == (3, settings["n_ctx"], settings["n_vocab"])
+    assert (ours - theirs).abs().max().item() <= 1e-4
+    assert ours.std().item() > 0.01  # the comparison is not between two near-zero outputs
+
+    prompt = idx[:1, :4]
+    new_tokens = settings["n_ctx"] - 4
+    expected = reference.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                                  max_new_tokens=new_tokens, pad_token_id=0)
+    assert generate(model, prompt, new_tokens, context_size=settings["n_ctx"]).tolist() == expected.tolist()
