@@ -36,7 +36,8 @@ SCRIPTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(SCRIPTS.parent))
 sys.path.insert(0, str(SCRIPTS))
 
-from generate import SIZES, DownloadFailed, UsageError, load_model, pick_device  # noqa: E402
+from generate import (  # noqa: E402
+    SIZES, DownloadFailed, UsageError, add_decoding_args, load_model, pick_device)
 
 EXIT_WORDS = {"exit", "quit"}
 
@@ -71,18 +72,7 @@ def parse_args(argv=None):
                              "(default: data/instruction-data-with-response.json)")
     parser.add_argument("--limit", type=int, default=None,
                         help="with --gen-test-set: answer only the first N test entries")
-    parser.add_argument("--tokens", type=int, default=256,
-                        help="maximum number of new tokens per answer (default: 256)")
-    parser.add_argument("--temperature", type=float, default=0.0,
-                        help="0 = greedy (default); > 0 samples, higher = more random")
-    parser.add_argument("--top_k", type=int, default=None,
-                        help="sample only among the k most likely tokens")
-    parser.add_argument("--top_p", type=float, default=None,
-                        help="sample only among the most likely tokens whose probabilities "
-                             "add up to p (0 < p <= 1)")
-    parser.add_argument("--seed", type=int, default=123, help="random seed (default: 123)")
-    parser.add_argument("--device", default="auto",
-                        help="auto (default: cuda, then mps, then cpu), or a torch device name")
+    add_decoding_args(parser, default_tokens=256)
     return parser.parse_args(argv)
 
 

@@ -31,17 +31,13 @@ import argparse
 import sys
 from pathlib import Path
 
-# Make the course modules importable when the script is run from anywhere.
+# Make the course modules (and the sibling generate.py) importable from anywhere.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generate import UsageError, pick_device  # noqa: E402
 
 EXIT_PROMPT = "exit"
-
-
-class UsageError(Exception):
-    """A problem with the user's input: reported in one line, exit code 2."""
-
-    exit_code = 2
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -57,21 +53,6 @@ def parse_args(argv=None):
     parser.add_argument("--device", default="auto",
                         help="auto (default: cuda, then mps, then cpu), or a torch device name")
     return parser.parse_args(argv)
-
-
-def pick_device(name):
-    import torch
-
-    if name != "auto":
-        try:
-            return torch.device(name)
-        except RuntimeError as error:
-            raise UsageError(f"unknown --device {name!r}: {error}") from None
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 class Classifier:

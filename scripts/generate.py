@@ -63,8 +63,14 @@ def parse_args(argv=None):
                         help="a checkpoint file to use instead of OpenAI's weights")
     parser.add_argument("--models-dir", type=Path, default=Path("models"),
                         help="where OpenAI's weights are stored (default: models)")
-    parser.add_argument("--tokens", type=int, default=50,
-                        help="maximum number of new tokens (default: 50)")
+    add_decoding_args(parser, default_tokens=50)
+    return parser.parse_args(argv)
+
+
+def add_decoding_args(parser, default_tokens):
+    """The decoding and device options shared by generate.py and chat.py."""
+    parser.add_argument("--tokens", type=int, default=default_tokens,
+                        help=f"maximum number of new tokens (default: {default_tokens})")
     parser.add_argument("--temperature", type=float, default=0.0,
                         help="0 = greedy (default); > 0 samples, higher = more random")
     parser.add_argument("--top_k", type=int, default=None,
@@ -75,7 +81,6 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=123, help="random seed (default: 123)")
     parser.add_argument("--device", default="auto",
                         help="auto (default: cuda, then mps, then cpu), or a torch device name")
-    return parser.parse_args(argv)
 
 
 def check_args(args):
