@@ -25,6 +25,7 @@ MODULES = {"MultiHeadAttention": make_mha, "CausalAttention": make_causal}
 def captured_attention_weights(module, x):
     """Run module on x and return the attention weights it passed to its dropout layer."""
     captured = []
+    module.use_sdpa = False  # the written-out path, whose weights pass through module.dropout
     handle = module.dropout.register_forward_hook(lambda mod, args, out: captured.append(args[0]))
     try:
         module(x)

@@ -1,0 +1,278 @@
+"""Pretrain a GPT model on a text file, as in Chapter 5: one process, or several with torchrun.
+
+    python scripts/pretrain.py --text data/the-verdict.txt --steps 200
+    torchrun --standalone --nproc_per_node 2 scripts/pretrain.py --text data/the-verdict.txt --steps 200
+    python scripts/pretrain.py --text data/the-verdict.txt --steps 400 --resume   # continue to step 400
+
+Under torchrun every process holds a full copy of the model and trains on its own share
+of each batch; DistributedDataParallel averages the gradients across processes before each
+optimizer step, so the result is (up to rounding) that of one process working through the
+whole batch. The backend is gloo on CPUs and nccl on NVIDIA GPUs (one GPU per process).
+
+--batch-size is the GLOBAL batch: the sequences that go into one optimizer step, summed
+over processes and accumulation steps. It must be divisible by
+(number of processes) x --accumulation-steps. The data order depends only on --seed, not
+on the number of processes, so a run on 2 processes sees the same batches as a run on 1.
+
+The checkpoint (--out) is written by the first process only, in the course's format
+({"config", "model_state_dict", "optimizer_state_dict"}, readable by load_gpt_checkpoint
+and scripts/generate.py --ckpt) plus "step". --resume loads it and carries on from that
+step, with the same data order and learning-rate schedule as an uninterrupted run (with
+dropout, the random dropout masks after resuming differ from an uninterrupted run's).
+Without --text, the short story of Chapter 5 is downloaded (LLM_COURSE_MIRROR applies).
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import tiktoken
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from previous_chapters import (  # noqa: E402
+    GPT_CONFIG_124M,
+    GPTDatasetV1,
+    GPTModel,
+    bf16_supported,
+    calc_loss_batch,
+    calc_loss_loader,
+    choose_device,
+    cosine_lr,
+    make_optimizer,
+    use_fused_layers,
+)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--text", type=Path, help="training text (default: Chapter 5's short story)")
+    data.add_argument("--val-fraction", type=float, default=0.1, help="share of the text held out (end)")
+    model = parser.add_argument_group("model (ignored with --resume: the checkpoint's configuration is used)")
+    model.add_argument("--context-length", type=int, default=256)
+    model.add_argument("--emb-dim", type=int, default=GPT_CONFIG_124M["emb_dim"])
+    model.add_argument("--n-layers", type=int, default=GPT_CONFIG_124M["n_layers"])
+    model.add_argument("--n-heads", type=int, default=GPT_CONFIG_124M["n_heads"])
+    model.add_argument("--drop-rate", type=float, default=GPT_CONFIG_124M["drop_rate"])
+    train = parser.add_argument_group("training")
+    train.add_argument("--steps", type=int, default=200, help="optimizer steps in total")
+    train.add_argument("--batch-size", type=int, default=8, help="global batch, in sequences")
+    train.add_argument("--accumulation-steps", type=int, default=1)
+    train.add_argument("--lr", type=float, default=4e-4, help="peak learning rate")
+    train.add_argument("--min-lr", type=float, default=None, help="cosine decay to this (default: constant lr)")
+    train.add_argument("--warmup-steps", type=int, default=0)
+    train.add_argument("--weight-decay", type=float, default=0.1)
+    train.add_argument("--max-grad-norm", type=float, default=None, help="clip gradients to this norm")
+    train.add_argument("--seed", type=int, default=123)
+    train.add_argument("--device", help="cpu, cuda, mps (default: choose_device())")
+    train.add_argument("--bf16", action="store_true", help="bfloat16 autocast where supported")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument("--no-fused-layers", action="store_true",
+                       help="keep the book's LayerNorm and GELU instead of fused kernels")
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", type=Path, default=Path("models/pretrain.pth"), help="checkpoint file")
+    out.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    out.add_argument("--stop-after", type=int, default=0,
+                     help="stop (and save) after this many steps of this run, e.g. to fit a time slot; "
+                          "--resume carries on (0: run to --steps)")
+    out.add_argument("--save-every", type=int, default=0, help="also save every N steps (0: at the end)")
+    out.add_argument("--eval-every", type=int, default=50, help="validation loss every N steps (0: never)")
+    out.add_argument("--eval-batches", type=int, default=5)
+    out.add_argument("--log-every", type=int, default=10)
+    out.add_argument("--log-file", type=Path, help="append one JSON line per step (first process)")
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.batch_size < 1 or args.accumulation_steps < 1 or args.stop_after < 0:
+        parser.error("--steps, --batch-size and --accumulation-steps must be at least 1, --stop-after at least 0")
+    return args
+
+
+def setup_distributed(device_name):
+    """(rank, world_size, device); starts the process group when run under torchrun."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    device = choose_device(device_name)
+    if world_size == 1:
+        return 0, 1, device
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world_size, device
+
+
+def mean_over_processes(value, world_size, device):
+    if world_size == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.item() / world_size
+
+
+def step_batches(loader, sampler, steps_per_epoch, accumulation_steps, start_step):
+    """Yield the micro-batches of every optimizer step from `start_step` on, epoch after epoch.
+
+    The sampler's order depends on the epoch alone, so step s gets the same data whether
+    the run started at 0 or resumed at s.
+    """
+    epoch, skip = divmod(start_step, steps_per_epoch)
+    while True:
+        sampler.set_epoch(epoch)
+        micro_batches = iter(loader)
+        for i in range(steps_per_epoch):
+            step_micro_batches = [next(micro_batches) for _ in range(accumulation_steps)]
+            if i >= skip:
+                yield step_micro_batches
+        epoch, skip = epoch + 1, 0
+
+
+def save_checkpoint(path, model, config, optimizer, step):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = {"config": dict(config), "model_state_dict": model.state_dict(),
+                  "optimizer_state_dict": optimizer.state_dict(), "step": step}
+    partial = path.with_name(path.name + ".partial")
+    torch.save(checkpoint, partial)
+    partial.replace(path)  # never leaves a half-written checkpoint behind
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    rank, world_size, device = setup_distributed(args.device)
+    is_main = rank == 0
+
+    def log(message):
+        if is_main:
+            print(message, flush=True)
+
+    if args.batch_size % (world_size * args.accumulation_steps):
+        raise SystemExit(f"--batch-size {args.batch_size} is not divisible by {world_size} processes "
+                         f"x {args.accumulation_steps} accumulation steps")
+    micro_batch_size = args.batch_size // (world_size * args.accumulation_steps)
+
+    checkpoint = None
+    if args.resume:
+        if not args.out.exists():
+            raise SystemExit(f"--resume: there is no checkpoint at {args.out}")
+        checkpoint = torch.load(args.out, map_location=device, weights_only=True)
+        config = checkpoint["config"]
+    else:
+        config = {**GPT_CONFIG_124M, "context_length": args.context_length, "emb_dim": args.emb_dim,
+                  "n_layers": args.n_layers, "n_heads": args.n_heads, "drop_rate": args.drop_rate}
+
+    # Data: the same split and windows as Chapter 5.
+    if args.text is None:
+        from gpt_download import download_data_file
+        args.text = download_data_file("the-verdict.txt")
+    text = args.text.read_text(encoding="utf-8")
+    split = int(len(text) * (1 - args.val_fraction))
+    tokenizer = tiktoken.get_encoding("gpt2")
+    context_length = config["context_length"]
+    train_set = GPTDatasetV1(text[:split], tokenizer, context_length, stride=context_length)
+    # Even on one process: the sampler makes the data order independent of the process count.
+    sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True,
+                                 seed=args.seed, drop_last=True)
+    train_loader = DataLoader(train_set, batch_size=micro_batch_size, sampler=sampler, drop_last=True)
+    steps_per_epoch = len(train_loader) // args.accumulation_steps
+    if steps_per_epoch == 0:
+        raise SystemExit(f"The training text gives {len(train_set)} sequences of {context_length} tokens, "
+                         f"fewer than one batch of {args.batch_size}: lower --batch-size or --context-length.")
+    val_loader = None
+    if is_main and args.eval_every:
+        try:
+            val_set = GPTDatasetV1(text[split:], tokenizer, context_length, stride=context_length)
+            val_loader = DataLoader(val_set, batch_size=micro_batch_size, shuffle=False, drop_last=False)
+        except ValueError as error:  # too little held-out text for one sequence
+            log(f"no validation loss: {error}")
+
+    torch.manual_seed(args.seed)  # the same initial weights on every process
+    model = GPTModel(config)
+    if not args.no_fused_layers:
+        use_fused_layers(model)
+    model.to(device)
+    optimizer = make_optimizer(model, lr=args.lr, weight_decay=args.weight_decay)
+    start_step = 0
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model_state_dict"])
+        optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+        start_step = checkpoint["step"]
+        log(f"resuming from {args.out} at step {start_step}")
+    if start_step >= args.steps:
+        log(f"the checkpoint is at step {start_step}, nothing to do for --steps {args.steps}")
+        return finish(world_size)
+    end_step = min(args.steps, start_step + args.stop_after) if args.stop_after else args.steps
+    torch.manual_seed(args.seed + 1000 * rank + start_step)  # each process draws its own dropout masks
+
+    # The masks in the model's buffers never change: no need to broadcast them at every step.
+    train_model = model
+    if world_size > 1:
+        device_ids = [device.index] if device.type == "cuda" else None
+        train_model = DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
+    if args.compile:
+        train_model = torch.compile(train_model)
+    use_bf16 = args.bf16 and bf16_supported(device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+    log(f"{world_size} process(es) on {device.type}, global batch {args.batch_size} = {world_size} x "
+        f"{args.accumulation_steps} x {micro_batch_size} sequences of {context_length} tokens, "
+        f"{steps_per_epoch} steps per epoch, {sum(p.numel() for p in model.parameters()):,} parameters")
+
+    batches = step_batches(train_loader, sampler, steps_per_epoch, args.accumulation_steps, start_step)
+    model.train()
+    started = time.perf_counter()
+    for step in range(start_step, end_step):
+        lr = cosine_lr(step, args.lr, args.steps, args.warmup_steps,
+                       args.lr if args.min_lr is None else args.min_lr)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = 0.0
+        micro_batches = next(batches)
+        for i, (input_batch, target_batch) in enumerate(micro_batches):
+            last = i == len(micro_batches) - 1
+            # Between processes, gradients are averaged once per step, after the last micro-batch.
+            sync = contextlib.nullcontext() if last or world_size == 1 else train_model.no_sync()
+            with sync:
+                with autocast:
+                    loss = calc_loss_batch(input_batch, target_batch, train_model, device)
+                (loss / len(micro_batches)).backward()  # gradients add up over the micro-batches
+            loss_sum += loss.item()
+        if args.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        done = step + 1
+        loss = mean_over_processes(loss_sum / len(micro_batches), world_size, device)
+        if is_main and args.log_file:
+            with open(args.log_file, "a") as f:
+                f.write(json.dumps({"step": done, "loss": loss, "lr": lr}) + "\n")
+        if done % args.log_every == 0 or done == end_step:
+            tokens = (done - start_step) * args.batch_size * context_length
+            log(f"step {done:6d}/{args.steps}: loss {loss:.4f}, lr {lr:.2e}, "
+                f"{tokens / (time.perf_counter() - started):,.0f} tokens/s")
+        if val_loader is not None and done % args.eval_every == 0:
+            model.eval()
+            log(f"step {done:6d}: validation loss "
+                f"{calc_loss_loader(val_loader, model, device, args.eval_batches):.4f}")
+            model.train()
+        if is_main and (done == end_step or (args.save_every and done % args.save_every == 0)):
+            save_checkpoint(args.out, model, config, optimizer, done)
+            log(f"saved {args.out} at step {done}")
+    return finish(world_size)
+
+
+def finish(world_size):
+    if world_size > 1:
+        dist.barrier()  # the checkpoint is written before any process exits
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,339 @@
+"""Tests for the fast paths: fused attention (ch03), KV-cache generation and training options (ch05)."""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from previous_chapters import (
+    GELU,
+    GPTModel,
+    KVCache,
+    LayerNorm,
+    MultiHeadAttention,
+    build_gpt_from_params,
+    choose_device,
+    cosine_lr,
+    forward_with_cache,
+    generate,
+    generate_cached,
+    load_weights_into_gpt,
+    make_optimizer,
+    train_model,
+    train_model_simple,
+    use_fused_layers,
+    use_input_major_weights,
+)
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy machine waiting for it
+    can cost more than the computation."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY = {"vocab_size": 97, "context_length": 16, "emb_dim": 32, "n_heads": 4, "n_layers": 2,
+        "drop_rate": 0.0, "qkv_bias": True}
+
+
+def tiny_model(seed=123, **changes):
+    torch.manual_seed(seed)
+    return GPTModel({**TINY, **changes}).eval()
+
+
+def prompt(num_tokens, batch_size=1, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, TINY["vocab_size"], (batch_size, num_tokens), generator=generator)
+
+
+# ---------------------------------------------------------------- fused attention (ch03)
+
+@pytest.mark.parametrize("num_tokens", [1, 5, 16])
+def test_sdpa_matches_written_out_attention(num_tokens):
+    torch.manual_seed(123)
+    mha = MultiHeadAttention(32, 32, 16, dropout=0.3, num_heads=4, qkv_bias=True).eval()
+    x = torch.randn(3, num_tokens, 32)
+    assert mha.use_sdpa  # the default
+    with torch.no_grad():
+        fused = mha(x)
+        mha.use_sdpa = False
+        written_out = mha(x)
+    assert fused.shape == (3, num_tokens, 32)
+    assert torch.allclose(fused, written_out, atol=1e-5)
+    assert (fused - written_out).abs().max() < 1e-5
+
+
+def test_sdpa_gradients_match_written_out_without_dropout():
+    torch.manual_seed(123)
+    mha = MultiHeadAttention(32, 32, 16, dropout=0.0, num_heads=4).train()
+    x = torch.randn(2, 7, 32)
+    grads = []
+    for use_sdpa in (True, False):
+        mha.use_sdpa = use_sdpa
+        mha.zero_grad()
+        mha(x).square().sum().backward()
+        grads.append(mha.W_query.weight.grad.clone())
+    assert grads[0].abs().max() > 1e-3
+    assert torch.allclose(grads[0], grads[1], atol=1e-5)
+
+
+def test_sdpa_applies_dropout_only_in_training():
+    torch.manual_seed(123)
+    mha = MultiHeadAttention(32, 32, 16, dropout=0.5, num_heads=4).train()
+    x = torch.randn(2, 7, 32)
+    assert not torch.allclose(mha(x), mha(x))
+    mha.eval()
+    assert torch.equal(mha(x), mha(x))
+
+
+# ---------------------------------------------------------------- KV cache (ch05)
+
+def test_forward_with_cache_matches_the_model_chunk_by_chunk():
+    model = tiny_model()
+    idx = prompt(12, batch_size=2)
+    with torch.no_grad():
+        expected = model(idx)  # (2, 12, vocab_size)
+        cache = KVCache(TINY["n_layers"], max_tokens=12)
+        chunks = [forward_with_cache(model, idx[:, a:b], cache) for a, b in ((0, 3), (3, 4), (4, 9), (9, 12))]
+    assert cache.num_tokens == 12
+    assert torch.allclose(torch.cat(chunks, dim=1), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("prompt_len,max_new_tokens,context_size", [
+    (4, 8, 16),    # stays inside the cache
+    (5, 30, 16),   # runs past the model's context length
+    (3, 20, 10),   # a context_size below the model's
+    (14, 6, 10),   # a prompt longer than context_size
+])
+def test_cached_greedy_equals_uncached(prompt_len, max_new_tokens, context_size):
+    model = tiny_model()
+    idx = prompt(prompt_len, batch_size=2)
+    expected = generate(model, idx, max_new_tokens, context_size)
+    out = generate_cached(model, idx, max_new_tokens, context_size)
+    assert out.shape == (2, prompt_len + max_new_tokens)
+    assert torch.equal(out, expected)
+
+
+def test_cached_sampling_equals_uncached_with_the_same_seed():
+    model = tiny_model()
+    idx = prompt(4, batch_size=3)
+    settings = dict(max_new_tokens=25, context_size=16, temperature=1.3, top_k=20, top_p=0.9)
+    torch.manual_seed(7)
+    expected = generate(model, idx, **settings)
+    torch.manual_seed(7)
+    out = generate_cached(model, idx, **settings)
+    assert torch.equal(out, expected)
+    torch.manual_seed(8)
+    assert not torch.equal(generate_cached(model, idx, **settings), expected)  # the seed matters
+
+
+def test_cached_generation_stops_at_eos_like_generate():
+    model = tiny_model()
+    idx = prompt(4, batch_size=2)
+    greedy = generate(model, idx, 10, 16)
+    eos_id = int(greedy[0, 4 + 2])  # the first sequence's third new token
+    expected = generate(model, idx, 10, 16, eos_id=eos_id)
+    out = generate_cached(model, idx, 10, 16, eos_id=eos_id)
+    assert torch.equal(out, expected)
+    assert out[0, 4 + 2] == eos_id
+
+
+def test_generate_cached_returns_an_ordinary_tensor():
+    model = tiny_model()
+    out = generate_cached(model, prompt(4), 3, 16)
+    assert not out.is_inference()
+    model.tok_emb(out).sum().backward()  # usable in autograd, e.g. as training data
+
+
+def test_generate_cached_rejects_bad_settings():
+    with pytest.raises(ValueError):
+        generate_cached(tiny_model(), prompt(4), 3, 16, temperature=-1.0)
+
+
+def test_kv_cache_refuses_to_overflow():
+    cache = KVCache(num_layers=1, max_tokens=4)
+    keys = torch.zeros(1, 2, 3, 8)  # (b, num_heads, num_new, head_dim)
+    all_keys, _ = cache.update(0, keys, keys)
+    assert all_keys.shape == (1, 2, 3, 8)
+    cache.num_tokens = 3
+    with pytest.raises(ValueError, match="at most 4"):
+        cache.update(0, keys, keys)
+
+
+# ---------------------------------------------------------------- fused layers, lean loading
+
+def test_fused_layers_compute_the_same_with_the_same_parameters():
+    model = tiny_model()
+    idx = prompt(10, batch_size=2)
+    params_before = [id(p) for p in model.parameters()]
+    keys_before = list(model.state_dict())
+    with torch.no_grad():
+        expected = model(idx)
+        use_fused_layers(model)
+        out = model(idx)
+    assert [id(p) for p in model.parameters()] == params_before
+    assert list(model.state_dict()) == keys_before
+    assert all(isinstance(m, (LayerNorm, GELU)) for m in model.modules()
+               if type(m).__name__.startswith("Fused"))
+    assert type(model.final_norm) is not LayerNorm  # swapped
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_input_major_weights_keep_values_and_parameters():
+    model = tiny_model()
+    idx = prompt(10, batch_size=2)
+    params_before = [id(p) for p in model.parameters()]
+    with torch.no_grad():
+        expected = model(idx)
+        use_input_major_weights(model)
+        out = model(idx)
+    assert [id(p) for p in model.parameters()] == params_before
+    assert model.out_head.weight.shape == (TINY["vocab_size"], TINY["emb_dim"])
+    assert model.out_head.weight.stride() == (1, TINY["vocab_size"])  # stored column by column
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert torch.equal(generate_cached(model, prompt(4), 8, 16), generate(model, prompt(4), 8, 16))
+    use_input_major_weights(model, enable=False)
+    assert all(p.is_contiguous() for p in model.parameters())
+
+
+def random_openai_params(cfg, seed=0):
+    rng = np.random.default_rng(seed)
+    d = cfg["emb_dim"]
+
+    def r(*shape):
+        return rng.standard_normal(shape).astype(np.float32) * 0.1
+
+    block = lambda: {"attn": {"c_attn": {"w": r(d, 3 * d), "b": r(3 * d)}, "c_proj": {"w": r(d, d), "b": r(d)}},
+                     "mlp": {"c_fc": {"w": r(d, 4 * d), "b": r(4 * d)}, "c_proj": {"w": r(4 * d, d), "b": r(d)}},
+                     "ln_1": {"g": 1 + r(d), "b": r(d)}, "ln_2": {"g": 1 + r(d), "b": r(d)}}
+    return {"wte": r(cfg["vocab_size"], d), "wpe": r(cfg["context_length"], d),
+            "blocks": [block() for _ in range(cfg["n_layers"])], "g": 1 + r(d), "b": r(d)}
+
+
+def test_build_gpt_from_params_equals_the_books_way():
+    params = random_openai_params(TINY)
+    book = GPTModel(TINY)
+    load_weights_into_gpt(book, params)
+    lean = build_gpt_from_params(TINY, params)
+    assert not any(t.is_meta for t in list(lean.parameters()) + list(lean.buffers()))
+    for (name, a), (_, b) in zip(book.state_dict().items(), lean.state_dict().items()):
+        assert torch.equal(a, b), name
+    for block in lean.trf_blocks:
+        assert torch.equal(block.att.mask, book.trf_blocks[0].att.mask)
+    idx = prompt(8)
+    with torch.no_grad():
+        assert torch.equal(lean.eval()(idx), book.eval()(idx))
+
+
+# ---------------------------------------------------------------- training options (ch05)
+
+def loader(batch_size, num_sequences=8, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, TINY["vocab_size"], (num_sequences, 9), generator=generator)
+    return DataLoader(TensorDataset(ids[:, :-1], ids[:, 1:]), batch_size=batch_size, shuffle=False)
+
+
+def test_cosine_lr_at_known_steps():
+    kw = dict(max_lr=1e-3, total_steps=110, warmup_steps=10, min_lr=1e-4)
+    assert cosine_lr(0, **kw) == pytest.approx(1e-4)       # warm-up starts at max_lr / warmup_steps
+    assert cosine_lr(4, **kw) == pytest.approx(5e-4)
+    assert cosine_lr(9, **kw) == pytest.approx(1e-3)       # warm-up ends at max_lr
+    assert cosine_lr(10, **kw) == pytest.approx(1e-3)      # the cosine starts at max_lr
+    assert cosine_lr(60, **kw) == pytest.approx(5.5e-4)    # halfway: the mean of max_lr and min_lr
+    assert cosine_lr(110, **kw) == pytest.approx(1e-4)     # the end: min_lr
+    assert cosine_lr(500, **kw) == pytest.approx(1e-4)     # and it stays there
+    assert cosine_lr(3, max_lr=2.0, total_steps=10) == pytest.approx(1.0 + np.cos(np.pi * 0.3))
+
+
+def test_accumulating_two_micro_batches_equals_one_double_batch():
+    trained = []
+    for batch_size, accumulation_steps in ((4, 1), (2, 2)):
+        model = tiny_model()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        train_model(model, loader(batch_size, num_sequences=4), loader(4), optimizer, "cpu",
+                    num_epochs=1, eval_freq=100, eval_iter=1, accumulation_steps=accumulation_steps)
+        trained.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    before = torch.cat([p.detach().flatten() for p in tiny_model().parameters()])
+    assert (trained[0] - before).abs().max() > 1e-3  # a real step was taken
+    assert torch.allclose(trained[0], trained[1], atol=1e-6)
+
+
+class DigitTokenizer:
+    """Stands in for tiktoken with the tiny vocabulary: each digit is one token."""
+
+    def encode(self, text, allowed_special=()):
+        return [int(c) for c in text if c.isdigit()]
+
+    def decode(self, ids):
+        return "".join(str(i % 10) for i in ids)
+
+
+def test_train_model_without_options_equals_train_model_simple(capsys):
+    results, printed = [], []
+    for train in (train_model_simple, train_model):
+        model = tiny_model().train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+        results.append(train(model, loader(2), loader(2, seed=1), optimizer, "cpu", num_epochs=2,
+                             eval_freq=2, eval_iter=2, start_context="123", tokenizer=DigitTokenizer()))
+        printed.append(capsys.readouterr().out)
+    assert len(results[0][0]) == 4
+    for simple, ours in zip(*results):  # train losses, val losses, tokens seen
+        assert simple == pytest.approx(ours, abs=1e-6)
+    samples = [[line for line in out.splitlines() if not line.startswith("Epoch")] for out in printed]
+    assert len(samples[0]) == 2 and samples[0] == samples[1]  # one sample per epoch, the same text
+
+
+def test_train_model_follows_the_schedule_and_restores_the_lr(capsys):
+    model = tiny_model().train()
+    optimizer = make_optimizer(model, lr=1e-3)
+    train_model(model, loader(2), loader(2), optimizer, "cpu", num_epochs=2, eval_freq=1, eval_iter=1,
+                warmup_steps=2, min_lr=1e-4, max_grad_norm=1.0)
+    printed = [float(x) for x in re.findall(r"lr (\S+),", capsys.readouterr().out)]
+    expected = [cosine_lr(step, 1e-3, 8, 2, 1e-4) for step in range(8)]
+    assert printed == pytest.approx(expected, rel=1e-2)  # printed with 3 significant digits
+    assert optimizer.param_groups[0]["lr"] == 1e-3
+
+
+def test_gradient_clipping_bounds_the_step():
+    model = tiny_model().train()
+    before = torch.cat([p.detach().flatten() for p in model.parameters()])
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    train_model(model, loader(8), loader(8), optimizer, "cpu", num_epochs=1, eval_freq=100, eval_iter=1,
+                max_grad_norm=1e-3)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert 0 < (after - before).norm() <= 1e-3 * (1 + 1e-4)
+
+
+def test_train_model_bf16_runs_and_learns(capsys):
+    model = tiny_model().train()
+    optimizer = make_optimizer(model, lr=1e-2)
+    train_losses, _, _ = train_model(model, loader(2), loader(2), optimizer, "cpu", num_epochs=3,
+                                     eval_freq=4, eval_iter=4, bf16=True)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert np.isfinite(train_losses).all() and train_losses[-1] < train_losses[0]
+
+
+def test_make_optimizer_is_adamw_fused_where_available():
+    optimizer = make_optimizer(tiny_model(), lr=3e-4, weight_decay=0.05)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert optimizer.defaults["lr"] == 3e-4 and optimizer.defaults["weight_decay"] == 0.05
+    assert optimizer.defaults["fused"]  # the CPU has a fused AdamW since PyTorch 2.4
+
+
+def test_choose_device(monkeypatch):
+    monkeypatch.delenv("LLM_COURSE_DEVICE", raising=False)
+    assert choose_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("LLM_COURSE_DEVICE", "cpu")
+    assert choose_device() == torch.device("cpu")
+    assert choose_device("meta") == torch.device("meta")  # the argument beats the variable
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            choose_device("cuda")
+        monkeypatch.delenv("LLM_COURSE_DEVICE")
+        expected = "mps" if torch.backends.mps.is_available() else "cpu"
+        assert choose_device() == torch.device(expected)
