@@ -37,7 +37,8 @@ sys.path.insert(0, str(SCRIPTS.parent))
 sys.path.insert(0, str(SCRIPTS))
 
 from generate import (  # noqa: E402
-    SIZES, DownloadFailed, UsageError, add_decoding_args, load_model, pick_device)
+    SIZES, DownloadFailed, UsageError, add_decoding_args, check_decoding_args, load_model,
+    pick_device)
 
 EXIT_WORDS = {"exit", "quit"}
 
@@ -83,12 +84,7 @@ def check_args(args):
         raise UsageError("--input goes with --ask (in the interactive loop you are asked for it)")
     if args.tokens < 1:
         raise UsageError(f"--tokens must be at least 1, got {args.tokens}")
-    if args.temperature < 0:
-        raise UsageError(f"--temperature must be >= 0 (0 means greedy), got {args.temperature}")
-    if args.top_k is not None and args.top_k < 1:
-        raise UsageError(f"--top_k must be at least 1, got {args.top_k}")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise UsageError(f"--top_p must be in (0, 1], got {args.top_p}")
+    check_decoding_args(args)
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     if args.ckpt is not None and not args.ckpt.is_file():

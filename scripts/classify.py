@@ -51,7 +51,8 @@ def parse_args(argv=None):
     parser.add_argument("--ckpt", type=Path, required=True,
                         help="the fine-tuned classifier (e.g. models/spam_classifier.pth)")
     parser.add_argument("--device", default="auto",
-                        help="auto (default: cuda, then mps, then cpu), or a torch device name")
+                        help="auto (default: $LLM_COURSE_DEVICE if set, else cuda, then mps, then cpu), "
+                             "or a torch device name")
     return parser.parse_args(argv)
 
 

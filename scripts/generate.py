@@ -80,7 +80,8 @@ def add_decoding_args(parser, default_tokens):
                              "add up to p (0 < p <= 1)")
     parser.add_argument("--seed", type=int, default=123, help="random seed (default: 123)")
     parser.add_argument("--device", default="auto",
-                        help="auto (default: cuda, then mps, then cpu), or a torch device name")
+                        help="auto (default: $LLM_COURSE_DEVICE if set, else cuda, then mps, then cpu), "
+                             "or a torch device name")
 
 
 def check_args(args):
@@ -88,29 +89,29 @@ def check_args(args):
         raise UsageError("--prompt is empty: give some text to continue")
     if args.tokens < 0:
         raise UsageError(f"--tokens must be >= 0, got {args.tokens}")
+    check_decoding_args(args)
+    if args.ckpt is not None and not args.ckpt.is_file():
+        raise UsageError(f"checkpoint file not found: {args.ckpt}")
+
+
+def check_decoding_args(args):
+    """Reject sampling settings that generate() would refuse, as a one-line usage error."""
     if args.temperature < 0:
         raise UsageError(f"--temperature must be >= 0 (0 means greedy), got {args.temperature}")
     if args.top_k is not None and args.top_k < 1:
         raise UsageError(f"--top_k must be at least 1, got {args.top_k}")
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise UsageError(f"--top_p must be in (0, 1], got {args.top_p}")
-    if args.ckpt is not None and not args.ckpt.is_file():
-        raise UsageError(f"checkpoint file not found: {args.ckpt}")
 
 
 def pick_device(name):
-    import torch
+    """--device as a torch device: "auto" lets Chapter 5's choose_device pick."""
+    from previous_chapters import choose_device
 
-    if name != "auto":
-        try:
-            return torch.device(name)
-        except RuntimeError as error:
-            raise UsageError(f"unknown --device {name!r}: {error}") from None
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    try:
+        return choose_device(None if name == "auto" else name)
+    except (RuntimeError, ValueError) as error:
+        raise UsageError(f"unusable --device {name!r}: {error}") from None
 
 
 def load_model(args, device):
