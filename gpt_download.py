@@ -11,9 +11,12 @@ given as its `mirror_path` (for example `the-verdict.txt`, or
 `gpt2/124M/hparams.json` for GPT-2's checkpoint files).
 
 OpenAI published GPT-2 as TensorFlow checkpoints. `download_and_load_gpt2`
-reads them with TensorFlow when it is installed and otherwise with a small
-NumPy reader of TensorFlow's checkpoint format, so the course itself does not
-need TensorFlow.
+reads them with a small NumPy reader of TensorFlow's checkpoint format, so the
+course never imports TensorFlow unless asked to: TensorFlow and a recent
+PyTorch loaded into one process can crash it (a segmentation fault once
+training starts). `reader="tensorflow"` uses TensorFlow's own reader instead;
+use it in a process of its own (a script that converts and saves the weights),
+never in a notebook or script that goes on to train.
 """
 
 import json
@@ -64,7 +67,7 @@ GPT2_URL_TEMPLATES = (
     "https://f001.backblazeb2.com/file/LLMs-from-scratch/gpt2/{size}/{file}",
 )
 GPT2_HPARAM_KEYS = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_layer")
-CHECKPOINT_READERS = ("auto", "tensorflow", "numpy")
+CHECKPOINT_READERS = ("numpy", "tensorflow")
 
 CHUNK_BYTES = 1 << 20
 RETRYABLE_HTTP_CODES = {408, 425, 429, 500, 502, 503, 504}
@@ -235,13 +238,15 @@ def _check_body(path, expected_size, binary):
 # GPT-2: download and load
 # ---------------------------------------------------------------------------
 
-def download_and_load_gpt2(model_size, models_dir="models", reader="auto"):
+def download_and_load_gpt2(model_size, models_dir="models", reader="numpy"):
     """Download OpenAI's GPT-2 checkpoint `model_size` (once) and load its weights.
 
     The seven files land in `models_dir/model_size/`; files already there are
     not fetched again, so a second call works offline. Returns
     `(settings, params)`: `settings` is hparams.json as a dict, `params` the
     nested dict of NumPy arrays that `load_gpt2_params_from_tf_ckpt` describes.
+    `reader` is passed on to it: keep the default "numpy" in any process that
+    trains (see this module's docstring).
     """
     size = _checked_model_size(model_size)
     model_dir = Path(models_dir) / size
@@ -320,13 +325,14 @@ def gpt2_param_count(settings):
 # GPT-2: reading a TensorFlow checkpoint
 # ---------------------------------------------------------------------------
 
-def load_gpt2_params_from_tf_ckpt(ckpt_path, settings, reader="auto"):
+def load_gpt2_params_from_tf_ckpt(ckpt_path, settings, reader="numpy"):
     """Read GPT-2's weights from a TensorFlow checkpoint into nested dicts of arrays.
 
     `ckpt_path` is the checkpoint prefix (`models/124M/model.ckpt`) or its
-    directory. `reader` is "tensorflow" (TensorFlow's own reader), "numpy"
-    (this module's reader, no TensorFlow needed) or "auto" (TensorFlow if it
-    can be imported). Both give identical float32 arrays:
+    directory. `reader` is "numpy" (this module's reader, no TensorFlow needed)
+    or "tensorflow" (TensorFlow's own reader; it imports TensorFlow into this
+    process, which must then not train with PyTorch). Both give identical
+    float32 arrays:
 
         {"wte": (n_vocab, d), "wpe": (n_ctx, d),
          "blocks": [{"attn": {"c_attn": {"w": (d, 3d), "b": (3d,)},
@@ -444,8 +450,6 @@ def _open_checkpoint(prefix, reader):
     try:
         tf = _import_tensorflow()
     except ImportError as error:
-        if reader == "auto":
-            return _NumpyCheckpoint(prefix)
         raise ImportError("reader='tensorflow' needs TensorFlow (pip install "
                           "tensorflow-cpu); reader='numpy' needs nothing more.") from error
     return _TensorFlowCheckpoint(tf, prefix)

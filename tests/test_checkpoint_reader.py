@@ -148,8 +148,9 @@ def test_tensorflow_and_numpy_readers_agree(tiny_checkpoint):
         assert np.array_equal(by_tf[path], by_numpy[path]), path
 
 
-def test_auto_reader_matches(tiny_checkpoint):
+def test_the_default_reader_is_numpy(tiny_checkpoint, monkeypatch):
     folder, written = tiny_checkpoint
+    monkeypatch.setattr(gpt_download, "_import_tensorflow", lambda: pytest.fail("imported TensorFlow"))
     params = load_gpt2_params_from_tf_ckpt(folder, TINY)
     assert np.array_equal(params["blocks"][0]["mlp"]["c_proj"]["w"], written["model/h0/mlp/c_proj/w"][0])
 
@@ -255,7 +256,7 @@ def test_varint_and_protobuf_decoding():
 
 def test_unknown_reader(tiny_checkpoint):
     folder, _ = tiny_checkpoint
-    with pytest.raises(ValueError, match="auto, tensorflow, numpy"):
+    with pytest.raises(ValueError, match="numpy, tensorflow"):
         load_gpt2_params_from_tf_ckpt(folder, TINY, reader="torch")
 
 
