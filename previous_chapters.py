@@ -358,12 +358,27 @@ def generate_text_simple(model, idx, max_new_tokens, context_size):
 # ============================================================================
 
 
+RUN_ENV = "LLM_COURSE_RUN"
 QUICK_ENV = "LLM_COURSE_QUICK"
+RUN_SIZES = ("quick", "laptop", "full")
+
+
+def run_size():
+    """How large the heavy chapters' runs are: "quick", "laptop" or "full" (the default).
+
+    LLM_COURSE_RUN picks the size; LLM_COURSE_QUICK=1 (CI's setting) means "quick".
+    """
+    if os.environ.get(QUICK_ENV, "").strip() == "1":
+        return "quick"
+    size = os.environ.get(RUN_ENV, "").strip() or "full"
+    if size not in RUN_SIZES:
+        raise ValueError(f"{RUN_ENV}={size!r} is not a run size: use one of {', '.join(RUN_SIZES)}")
+    return size
 
 
 def quick_run():
-    """True when the environment variable LLM_COURSE_QUICK is "1": train small and short."""
-    return os.environ.get(QUICK_ENV, "").strip() == "1"
+    """True for CI-sized runs: train small and short."""
+    return run_size() == "quick"
 
 
 def text_to_token_ids(text, tokenizer):
@@ -1041,7 +1056,7 @@ def train_classifier_simple(model, train_loader, val_loader, optimizer, device,
                             num_epochs, eval_freq, eval_iter):
     """Fine-tune a classifier; return its loss and accuracy history and the examples seen."""
     train_losses, val_losses, train_accs, val_accs = [], [], [], []
-    examples_seen, step = 0, 0
+    examples_seen, global_step = 0, -1
 
     for epoch in range(num_epochs):
         model.train()  # dropout on (calc_accuracy_loader switches it off)
@@ -1051,14 +1066,14 @@ def train_classifier_simple(model, train_loader, val_loader, optimizer, device,
             loss.backward()
             optimizer.step()
             examples_seen += input_batch.shape[0]
-            step += 1
+            global_step += 1
 
-            if step % eval_freq == 0:
+            if global_step % eval_freq == 0:  # after the first step, then every eval_freq steps
                 train_loss, val_loss = evaluate_classifier(
                     model, train_loader, val_loader, device, eval_iter)
                 train_losses.append(train_loss)
                 val_losses.append(val_loss)
-                print(f"Epoch {epoch + 1} (step {step:05d}): "
+                print(f"Epoch {epoch + 1} (step {global_step:05d}): "
                       f"train loss {train_loss:.3f}, val loss {val_loss:.3f}")
 
         train_accuracy = calc_accuracy_loader(train_loader, model, device, num_batches=eval_iter)

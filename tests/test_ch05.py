@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from gpt_download import download_and_load_gpt2
 from previous_chapters import (
     QUICK_ENV,
+    RUN_ENV,
     GPTModel,
     assign,
     calc_loss_batch,
@@ -32,6 +33,7 @@ from previous_chapters import (
     load_gpt_checkpoint,
     load_weights_into_gpt,
     quick_run,
+    run_size,
     save_gpt_checkpoint,
     text_to_token_ids,
     token_ids_to_text,
@@ -62,15 +64,23 @@ def tiny_model(seed=0, config=TINY_CONFIG):
 # Quick mode and text <-> token IDs
 # ---------------------------------------------------------------------------
 
-def test_quick_run_reads_one_environment_variable(monkeypatch):
-    assert QUICK_ENV == "LLM_COURSE_QUICK"
-    monkeypatch.setenv(QUICK_ENV, "1")
-    assert quick_run() is True
+def test_run_size_reads_the_environment(monkeypatch):
+    monkeypatch.delenv(QUICK_ENV, raising=False)
+    monkeypatch.delenv(RUN_ENV, raising=False)
+    assert run_size() == "full" and quick_run() is False  # the book's run by default
+    for size in ["quick", "laptop", "full"]:
+        monkeypatch.setenv(RUN_ENV, size)
+        assert run_size() == size
+        assert quick_run() is (size == "quick")
+    monkeypatch.setenv(RUN_ENV, "huge")
+    with pytest.raises(ValueError, match="quick, laptop, full"):
+        run_size()
+    monkeypatch.setenv(QUICK_ENV, "1")  # CI's switch wins over anything else
+    assert run_size() == "quick" and quick_run() is True
+    monkeypatch.delenv(RUN_ENV)
     for value in ["0", "", "yes"]:
         monkeypatch.setenv(QUICK_ENV, value)
-        assert quick_run() is False
-    monkeypatch.delenv(QUICK_ENV)
-    assert quick_run() is False
+        assert run_size() == "full"
 
 
 def test_text_to_token_ids_round_trip():

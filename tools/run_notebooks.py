@@ -1,0 +1,129 @@
+"""Re-run chapter notebooks in a fresh kernel and write their outputs back in place.
+
+    python tools/run_notebooks.py ch05_pretraining.ipynb --mode full
+    python tools/run_notebooks.py --mode quick              # every chapter, CI-sized
+    python tools/run_notebooks.py ch06_classification.ipynb --mode laptop --dry-run
+
+The stored outputs are what a reader sees on GitHub, so refresh a notebook with
+this command after changing it. `--mode` sets LLM_COURSE_RUN for the kernel
+(`quick`: CI-sized, `laptop`: the largest run that fits in under an hour on a
+2-core CPU, `full`: the book's run); downloads honour LLM_COURSE_MIRROR as
+usual, and with internet access and no mirror set, chapters 5-7 load OpenAI's
+real weights. Each cell's time is printed as it finishes, then the notebook's
+wall time and the kernel's peak memory. `--output-dir DIR` writes the executed
+notebooks there instead (to compare runs), `--dry-run` writes nothing.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, DeadKernelError
+
+ROOT = Path(__file__).resolve().parent.parent
+MODES = ("quick", "laptop", "full")
+RUN_ENV = "LLM_COURSE_RUN"
+QUICK_ENV = "LLM_COURSE_QUICK"  # the older switch; RUN_ENV replaces it for the kernel
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="notebooks to run (default: every ch0*.ipynb)")
+    parser.add_argument("--mode", choices=MODES, required=True)
+    parser.add_argument("--cell-timeout", type=int, default=4 * 3600,
+                        help="seconds one cell may run (default: 4 hours)")
+    parser.add_argument("--output-dir", type=Path,
+                        help="write the executed notebooks here instead of in place")
+    parser.add_argument("--dry-run", action="store_true", help="run, but do not write outputs back")
+    return parser.parse_args(argv)
+
+
+def peak_memory_mib(pid):
+    """The peak resident memory of process `pid` (Linux's VmHWM), or None elsewhere."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+class ProgressClient(NotebookClient):
+    """A NotebookClient that prints each cell's number and time as it finishes."""
+
+    def __init__(self, nb, name, **kwargs):
+        super().__init__(nb, **kwargs)
+        self.name = name
+        self.code_cells = sum(1 for cell in nb.cells if cell.cell_type == "code")
+        self.done = 0
+        self.peak_mib = None
+        self.on_cell_start = self._start
+        self.on_cell_executed = self._finished
+
+    def _start(self, cell, cell_index):
+        self._cell_started = time.monotonic()
+
+    def _finished(self, cell, cell_index, execute_reply):
+        self.done += 1
+        seconds = time.monotonic() - self._cell_started
+        first_line = cell.source.strip().splitlines()[0][:60] if cell.source.strip() else ""
+        print(f"  {self.name}: cell {self.done}/{self.code_cells} {seconds:7.1f} s  {first_line}",
+              flush=True)
+        pid = getattr(self.km.provisioner, "pid", None)
+        self.peak_mib = peak_memory_mib(pid) if pid else None
+
+
+def run_notebook(path, cell_timeout):
+    """Execute `path` top to bottom; returns (the executed notebook, seconds, peak MiB)."""
+    nb = nbformat.read(path, as_version=4)
+    client = ProgressClient(nb, path.name, timeout=cell_timeout, kernel_name="python3",
+                            record_timing=False,
+                            resources={"metadata": {"path": str(path.parent)}})
+    started = time.monotonic()
+    client.execute()
+    return nb, time.monotonic() - started, client.peak_mib
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    notebooks = args.notebooks or sorted(ROOT.glob("ch0*.ipynb"))
+    missing = [str(path) for path in notebooks if not path.is_file()]
+    if missing:
+        print(f"error: no such notebook: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    os.environ[RUN_ENV] = args.mode
+    os.environ.pop(QUICK_ENV, None)
+    mirror = os.environ.get("LLM_COURSE_MIRROR")
+    print(f"mode {args.mode}; downloads from {mirror or 'the real URLs'}", flush=True)
+    for path in notebooks:
+        print(f"{path.name}: running", flush=True)
+        try:
+            nb, seconds, peak_mib = run_notebook(path.resolve(), args.cell_timeout)
+        except (CellExecutionError, DeadKernelError) as error:
+            print(f"{path.name}: FAILED, outputs not written\n{error}", file=sys.stderr)
+            return 1
+        memory = f", kernel peak memory {peak_mib:,.0f} MiB" if peak_mib else ""
+        print(f"{path.name}: done in {seconds / 60:.1f} min{memory}", flush=True)
+        if args.output_dir:
+            args.output_dir.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, args.output_dir / path.name)
+        elif not args.dry_run:
+            nbformat.write(nb, path)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: the notebook being run was not written", file=sys.stderr)
+        sys.exit(130)
