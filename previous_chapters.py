@@ -539,8 +539,9 @@ def generate(model, idx, max_new_tokens, context_size, temperature=0.0, top_k=No
     top_k: sample only among the k most likely tokens.
     top_p: sample only among the smallest set of most likely tokens whose probabilities
         add up to at least top_p (applied after top_k).
-    eos_id: a finished sequence ends with this token; in a batch, finished sequences are
-        padded with it until all are finished, and then generation stops.
+    eos_id: stop a sequence when the model picks this token, without appending it (as the
+        book does); in a batch, sequences that finish early are padded with eos_id until
+        the last one finishes.
     """
     check_generation_settings(max_new_tokens, temperature, top_k, top_p)
     finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)  # (batch_size,)
@@ -553,9 +554,9 @@ def generate(model, idx, max_new_tokens, context_size, temperature=0.0, top_k=No
         if eos_id is not None:
             idx_next = idx_next.masked_fill(finished.unsqueeze(-1), eos_id)  # pad finished sequences
             finished = finished | (idx_next.squeeze(-1) == eos_id)
+            if bool(finished.all()):
+                break  # the end token that finishes the last sequence is not appended
         idx = torch.cat((idx, idx_next), dim=1)  # (batch_size, num_tokens + 1)
-        if eos_id is not None and bool(finished.all()):
-            break
     return idx
 
 
@@ -766,9 +767,9 @@ def generate_cached(model, idx, max_new_tokens, context_size, temperature=0.0, t
             if eos_id is not None:
                 idx_next = idx_next.masked_fill(finished.unsqueeze(-1), eos_id)  # pad finished sequences
                 finished = finished | (idx_next.squeeze(-1) == eos_id)
+                if bool(finished.all()):
+                    break  # as in generate(): the last end token is not appended
             idx = torch.cat((idx, idx_next), dim=1)  # (batch_size, num_tokens + 1)
-            if eos_id is not None and bool(finished.all()):
-                break
             idx_new = idx_next
     return idx.clone()  # a normal tensor again: tensors made under inference_mode can't enter autograd
 
@@ -821,10 +822,12 @@ def make_optimizer(model, lr=4e-4, weight_decay=0.1):
         return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 
-def cosine_lr(step, max_lr, total_steps, warmup_steps=0, min_lr=0.0):
-    """Learning rate at optimizer step `step` (from 0): linear warm-up to max_lr, then cosine decay to min_lr."""
+def cosine_lr(step, max_lr, total_steps, warmup_steps=0, min_lr=0.0, initial_lr=3e-05):
+    """Learning rate at optimizer step `step` (from 0), as in the book's appendix D: a linear
+    warm-up from initial_lr that reaches max_lr at step warmup_steps, then a cosine decay to
+    min_lr by step total_steps."""
     if step < warmup_steps:
-        return max_lr * (step + 1) / warmup_steps
+        return initial_lr + step * (max_lr - initial_lr) / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))  # 0 -> 1
     return min_lr + (max_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
@@ -853,32 +856,36 @@ def use_fused_layers(model):
     return model
 
 
-def train_model(model, train_loader, val_loader, optimizer, device, num_epochs, eval_freq, eval_iter,
-                start_context=None, tokenizer=None, *, accumulation_steps=1, max_grad_norm=None,
-                warmup_steps=0, min_lr=None, bf16=False, compile_model=False):
+def train_model(model, train_loader, val_loader, optimizer, device, n_epochs, eval_freq, eval_iter,
+                start_context=None, tokenizer=None, warmup_steps=0, initial_lr=3e-05, min_lr=None, *,
+                accumulation_steps=1, max_grad_norm=None, bf16=False, compile_model=False):
     """train_model_simple, plus the options of real training runs (all off by default).
 
-    accumulation_steps: add up the gradients of this many batches before each optimizer step.
-    max_grad_norm: clip the gradients' total norm to this value (None: no clipping).
-    warmup_steps: raise the learning rate linearly to the optimizer's lr over this many steps.
+    The arguments up to min_lr are those of the book's appendix D version.
+    warmup_steps: raise the learning rate linearly from initial_lr to the optimizer's lr (the
+        peak) over this many optimizer steps.
     min_lr: after the warm-up, lower the learning rate along a cosine to min_lr by the last step
-        (None: keep the optimizer's lr).
+        (None: stay at the peak).
+    max_grad_norm: once the warm-up is over, clip the gradients' total norm to this value
+        (None: no clipping; the book always clips to 1.0).
+    accumulation_steps: add up the gradients of this many batches before each optimizer step.
     bf16: compute in bfloat16 (autocast) if the device supports it; the weights stay float32.
     compile_model: run the model through torch.compile.
-    Returns (train_losses, val_losses, track_tokens_seen), like train_model_simple.
+    Returns (train_losses, val_losses, track_tokens_seen, track_lrs): the lists of
+    train_model_simple, plus the learning rate of every optimizer step (as the book does).
     """
     peak_lr = optimizer.param_groups[0]["lr"]
-    total_steps = num_epochs * (len(train_loader) // accumulation_steps)
+    total_steps = n_epochs * (len(train_loader) // accumulation_steps)
     if bf16 and bf16_supported(device):
         autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
     else:
         autocast = contextlib.nullcontext()
     run_model = torch.compile(model) if compile_model else model  # shares model's parameters
 
-    train_losses, val_losses, track_tokens_seen = [], [], []
+    train_losses, val_losses, track_tokens_seen, track_lrs = [], [], [], []
     tokens_seen, step, micro_step = 0, 0, 0
     optimizer.zero_grad()
-    for epoch in range(num_epochs):
+    for epoch in range(n_epochs):
         run_model.train()
         for input_batch, target_batch in train_loader:
             with autocast:
@@ -889,10 +896,12 @@ def train_model(model, train_loader, val_loader, optimizer, device, num_epochs, 
             if micro_step % accumulation_steps != 0:
                 continue  # keep accumulating
 
-            lr = cosine_lr(step, peak_lr, total_steps, warmup_steps, peak_lr if min_lr is None else min_lr)
+            lr = cosine_lr(step, peak_lr, total_steps, warmup_steps,
+                           peak_lr if min_lr is None else min_lr, initial_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            if max_grad_norm is not None:
+            track_lrs.append(lr)
+            if max_grad_norm is not None and step >= warmup_steps:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             optimizer.step()
             optimizer.zero_grad()
@@ -910,7 +919,7 @@ def train_model(model, train_loader, val_loader, optimizer, device, num_epochs, 
             generate_and_print_sample(model, tokenizer, device, start_context)
     for group in optimizer.param_groups:  # leave the optimizer's lr as we found it
         group["lr"] = peak_lr
-    return train_losses, val_losses, track_tokens_seen
+    return train_losses, val_losses, track_tokens_seen, track_lrs
 
 
 def build_gpt_from_params(cfg, params, device="cpu"):

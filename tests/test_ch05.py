@@ -298,23 +298,31 @@ def test_sampling_is_repeatable_with_a_seed():
     assert torch.equal(runs[0], runs[1])
 
 
-def test_eos_stops_early_and_is_kept():
+def test_eos_stops_early_without_appending_the_end_token():
     model = CountingModel()
     out = generate(model, torch.tensor([[0]]), max_new_tokens=20, context_size=4, eos_id=3)
-    assert out.tolist() == [[0, 1, 2, 3]]
+    assert out.tolist() == [[0, 1, 2]]  # the book's behaviour: 3 is picked, not appended
     # Without eos_id, all tokens are produced.
     assert generate(model, torch.tensor([[0]]), 6, context_size=4).tolist() == [[0, 1, 2, 3, 4, 5, 6]]
     # Sampling stops too.
     torch.manual_seed(0)
-    assert generate(model, torch.tensor([[0]]), 20, 4, temperature=1.0, eos_id=3).tolist() == [[0, 1, 2, 3]]
+    assert generate(model, torch.tensor([[0]]), 20, 4, temperature=1.0, eos_id=3).tolist() == [[0, 1, 2]]
+
+
+def test_a_first_pick_of_end_of_text_returns_the_prompt_alone():
+    logits = torch.zeros(50257)
+    logits[50256] = 5.0  # <|endoftext|> is the most likely next token
+    out = generate(FixedLogits(logits), torch.tensor([[15496, 11]]), max_new_tokens=10,
+                   context_size=8, eos_id=50256)
+    assert out.tolist() == [[15496, 11]]  # "Hello," and nothing more, as in the book
 
 
 def test_eos_in_a_batch_pads_finished_sequences_until_all_are_done():
     model = CountingModel()
     out = generate(model, torch.tensor([[0], [2], [5]]), max_new_tokens=20, context_size=4, eos_id=3)
-    assert out.tolist() == [[0, 1, 2, 3, 3, 3, 3, 3, 3],
-                            [2, 3, 3, 3, 3, 3, 3, 3, 3],
-                            [5, 6, 7, 8, 9, 0, 1, 2, 3]]
+    assert out.tolist() == [[0, 1, 2, 3, 3, 3, 3, 3],
+                            [2, 3, 3, 3, 3, 3, 3, 3],
+                            [5, 6, 7, 8, 9, 0, 1, 2]]
 
 
 @pytest.mark.parametrize("kwargs, message", [

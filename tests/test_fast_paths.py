@@ -140,7 +140,10 @@ def test_cached_generation_stops_at_eos_like_generate():
     expected = generate(model, idx, 10, 16, eos_id=eos_id)
     out = generate_cached(model, idx, 10, 16, eos_id=eos_id)
     assert torch.equal(out, expected)
-    assert out[0, 4 + 2] == eos_id
+    assert out[0, 4 + 2] == eos_id  # in a batch, a finished sequence is padded with eos_id
+    single = generate_cached(model, idx[:1], 10, 16, eos_id=eos_id)
+    assert torch.equal(single, generate(model, idx[:1], 10, 16, eos_id=eos_id))
+    assert single.shape[1] == 4 + 2  # alone, it stops before the end token
 
 
 def test_generate_cached_returns_an_ordinary_tensor():
@@ -239,15 +242,21 @@ def loader(batch_size, num_sequences=8, seed=0):
 
 
 def test_cosine_lr_at_known_steps():
-    kw = dict(max_lr=1e-3, total_steps=110, warmup_steps=10, min_lr=1e-4)
-    assert cosine_lr(0, **kw) == pytest.approx(1e-4)       # warm-up starts at max_lr / warmup_steps
-    assert cosine_lr(4, **kw) == pytest.approx(5e-4)
-    assert cosine_lr(9, **kw) == pytest.approx(1e-3)       # warm-up ends at max_lr
+    kw = dict(max_lr=1e-3, total_steps=110, warmup_steps=10, min_lr=1e-4, initial_lr=1e-4)
+    assert cosine_lr(0, **kw) == pytest.approx(1e-4)       # warm-up starts at initial_lr
+    assert cosine_lr(5, **kw) == pytest.approx(5.5e-4)     # halfway up
     assert cosine_lr(10, **kw) == pytest.approx(1e-3)      # the cosine starts at max_lr
     assert cosine_lr(60, **kw) == pytest.approx(5.5e-4)    # halfway: the mean of max_lr and min_lr
     assert cosine_lr(110, **kw) == pytest.approx(1e-4)     # the end: min_lr
     assert cosine_lr(500, **kw) == pytest.approx(1e-4)     # and it stays there
     assert cosine_lr(3, max_lr=2.0, total_steps=10) == pytest.approx(1.0 + np.cos(np.pi * 0.3))
+
+
+def test_warm_up_follows_the_book():
+    """Peak 1e-3, 3 warm-up steps from 1e-5: 1.0e-5, 3.4e-4, 6.7e-4, then 1.0e-3."""
+    lrs = [cosine_lr(step, 1e-3, 100, warmup_steps=3, min_lr=1e-3, initial_lr=1e-5) for step in range(5)]
+    assert lrs == pytest.approx([1e-5, 3.4e-4, 6.7e-4, 1e-3, 1e-3])
+    assert cosine_lr(0, 1e-3, 100, warmup_steps=3) == pytest.approx(3e-5)  # the book's initial_lr
 
 
 def test_accumulating_two_micro_batches_equals_one_double_batch():
@@ -256,7 +265,7 @@ def test_accumulating_two_micro_batches_equals_one_double_batch():
         model = tiny_model()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
         train_model(model, loader(batch_size, num_sequences=4), loader(4), optimizer, "cpu",
-                    num_epochs=1, eval_freq=100, eval_iter=1, accumulation_steps=accumulation_steps)
+                    n_epochs=1, eval_freq=100, eval_iter=1, accumulation_steps=accumulation_steps)
         trained.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     before = torch.cat([p.detach().flatten() for p in tiny_model().parameters()])
     assert (trained[0] - before).abs().max() > 1e-3  # a real step was taken
@@ -278,10 +287,11 @@ def test_train_model_without_options_equals_train_model_simple(capsys):
     for train in (train_model_simple, train_model):
         model = tiny_model().train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
-        results.append(train(model, loader(2), loader(2, seed=1), optimizer, "cpu", num_epochs=2,
+        results.append(train(model, loader(2), loader(2, seed=1), optimizer, "cpu", 2,
                              eval_freq=2, eval_iter=2, start_context="123", tokenizer=DigitTokenizer()))
         printed.append(capsys.readouterr().out)
     assert len(results[0][0]) == 4
+    assert results[1][3] == [1e-3] * 8  # train_model also returns every step's learning rate
     for simple, ours in zip(*results):  # train losses, val losses, tokens seen
         assert simple == pytest.approx(ours, abs=1e-6)
     samples = [[line for line in out.splitlines() if not line.startswith("Epoch")] for out in printed]
@@ -291,10 +301,11 @@ def test_train_model_without_options_equals_train_model_simple(capsys):
 def test_train_model_follows_the_schedule_and_restores_the_lr(capsys):
     model = tiny_model().train()
     optimizer = make_optimizer(model, lr=1e-3)
-    train_model(model, loader(2), loader(2), optimizer, "cpu", num_epochs=2, eval_freq=1, eval_iter=1,
-                warmup_steps=2, min_lr=1e-4, max_grad_norm=1.0)
+    *_, lrs = train_model(model, loader(2), loader(2), optimizer, "cpu", n_epochs=2, eval_freq=1,
+                          eval_iter=1, warmup_steps=2, initial_lr=1e-5, min_lr=1e-4, max_grad_norm=1.0)
     printed = [float(x) for x in re.findall(r"lr (\S+),", capsys.readouterr().out)]
-    expected = [cosine_lr(step, 1e-3, 8, 2, 1e-4) for step in range(8)]
+    expected = [cosine_lr(step, 1e-3, 8, 2, 1e-4, initial_lr=1e-5) for step in range(8)]
+    assert lrs == pytest.approx(expected)
     assert printed == pytest.approx(expected, rel=1e-2)  # printed with 3 significant digits
     assert optimizer.param_groups[0]["lr"] == 1e-3
 
@@ -303,7 +314,7 @@ def test_gradient_clipping_bounds_the_step():
     model = tiny_model().train()
     before = torch.cat([p.detach().flatten() for p in model.parameters()])
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
-    train_model(model, loader(8), loader(8), optimizer, "cpu", num_epochs=1, eval_freq=100, eval_iter=1,
+    train_model(model, loader(8), loader(8), optimizer, "cpu", n_epochs=1, eval_freq=100, eval_iter=1,
                 max_grad_norm=1e-3)
     after = torch.cat([p.detach().flatten() for p in model.parameters()])
     assert 0 < (after - before).norm() <= 1e-3 * (1 + 1e-4)
@@ -312,7 +323,7 @@ def test_gradient_clipping_bounds_the_step():
 def test_train_model_bf16_runs_and_learns(capsys):
     model = tiny_model().train()
     optimizer = make_optimizer(model, lr=1e-2)
-    train_losses, _, _ = train_model(model, loader(2), loader(2), optimizer, "cpu", num_epochs=3,
+    train_losses, *_ = train_model(model, loader(2), loader(2), optimizer, "cpu", n_epochs=3,
                                      eval_freq=4, eval_iter=4, bf16=True)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert np.isfinite(train_losses).all() and train_losses[-1] < train_losses[0]
