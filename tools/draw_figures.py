@@ -57,6 +57,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle  # noqa: E402
+from matplotlib.spines import Spine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -115,7 +116,7 @@ def light(name):
 def canvas(width, height):
     """A figure whose data coordinates are inches, origin bottom left."""
     fig = plt.figure(figsize=(width, height))
-    ax = fig.add_axes([0, 0, 1, 1])
+    ax = fig.add_axes([0, 0, 1, 1], label="canvas")
     ax.set_xlim(0, width)
     ax.set_ylim(0, height)
     ax.axis("off")
@@ -283,9 +284,9 @@ def draw_ch02_pipeline():
         write(ax, xh, height - 0.3, head, size=12, weight="bold")
         write(ax, xh, height - 0.6, note, size=9.5, color=MUTED)
     mid = top - n * row / 2
-    box(ax, cols[0], mid - 0.45, 2.2, 0.9, "\u201c" + text + "\u201d", "grey", fontsize=10,
-        fill="white")
-    ax.texts[-1].set_wrap(True)
+    box(ax, cols[0], mid - 0.45, 2.2, 0.9, "\u201cIt was parked on\nthe sunlit terrace.\u201d",
+        "grey", fontsize=10.5, fill="white")
+    assert text == "It was parked on the sunlit terrace."
     arrow(ax, (cols[0] + 2.25, mid), (cols[1] - 0.1, mid))
     lo, hi = vectors.min(), vectors.max()
     for k, (piece, tid, vec) in enumerate(zip(pieces, ids, vectors)):
@@ -313,43 +314,46 @@ def draw_ch02_sliding_window():
     tok = tokenizer()
     raw = data_file("the-verdict.txt").read_text(encoding="utf-8")
     start_text = raw[:400]
-    strip_ids = tok.encode(start_text)[:13]
+    strip_ids = tok.encode(start_text)[:12]
     strip = [show_token(tok.decode([i])) for i in strip_ids]
-    n = len(strip)
-    cell = 0.62
-    x0 = 1.45
-    fig, ax = canvas(9.8, 6.6)
+    cell = 0.66
+    x0 = 1.55
+    fig, ax = canvas(9.6, 7.0)
 
     def token_strip(y):
         for k, piece in enumerate(strip):
-            box(ax, x0 + k * cell + 0.02, y, cell - 0.04, 0.42, piece, "grey", fontsize=8.5,
+            box(ax, x0 + k * cell + 0.02, y, cell - 0.04, 0.38, piece, "grey", fontsize=8,
                 fill="white", lw=1.0, family=MONO)
-            write(ax, x0 + (k + 0.5) * cell, y - 0.14, str(k), size=8, color=MUTED)
+            write(ax, x0 + (k + 0.5) * cell, y - 0.12, str(k), size=8, color=MUTED)
 
-    y = 6.05
-    for stride, title in [(1, "stride = 1: a new window at every token; neighbours overlap in 3 of 4"),
-                          (4, "stride = 4 (= max_length): windows follow each other without overlap")]:
+    y = 6.65
+    for stride, title in [(1, "stride = 1: a new window at every token; neighbours overlap "
+                              "in 3 of 4 tokens"),
+                          (4, "stride = 4 (= max_length): windows follow each other, "
+                              "no overlap")]:
         dataset = GPTDatasetV1(start_text, tok, max_length=4, stride=stride)
-        write(ax, 0.2, y + 0.3, title, size=11.5, weight="bold", ha="left")
-        token_strip(y - 0.5)
-        write(ax, x0 - 0.12, y - 0.29, "token stream", size=9, ha="right", color=MUTED)
+        write(ax, 0.15, y, title, size=11, weight="bold", ha="left")
+        token_strip(y - 0.62)
+        write(ax, x0 - 0.12, y - 0.43, "token stream", size=9, ha="right", color=MUTED)
         yy = y - 0.95
-        for w in range(3 if stride == 4 else 3):
+        n_windows = 3 if stride == 1 else 2
+        for w in range(n_windows):
             x_ids, y_ids = (t.tolist() for t in dataset[w])
-            s = strip_ids.index(x_ids[0]) if stride == 1 and w == 0 else w * stride
+            s = w * stride
             assert strip_ids[s:s + 4] == x_ids and strip_ids[s + 1:s + 5] == y_ids
             for row_k, (ids, name, color, off) in enumerate(
                     [(x_ids, "input", "blue", 0), (y_ids, "target", "green", 1)]):
-                ry = yy - row_k * 0.42
+                ry = yy - row_k * 0.36
                 for k in range(4):
-                    box(ax, x0 + (s + off + k) * cell + 0.02, ry - 0.36, cell - 0.04, 0.36,
+                    box(ax, x0 + (s + off + k) * cell + 0.02, ry - 0.31, cell - 0.04, 0.31,
                         str(ids[k]), color, fontsize=8, family=MONO, lw=1.0)
-                write(ax, x0 - 0.12, ry - 0.18, f"window {w} {name}", size=9, ha="right",
+                write(ax, x0 - 0.12, ry - 0.155, f"window {w} {name}", size=9, ha="right",
                       color=strong(color))
-            yy -= 0.95
-        y -= 3.05
-    write(ax, 9.6, 0.18, "each target row = its input row moved one token to the right",
-          size=9.5, color=MUTED, ha="right")
+            yy -= 0.85
+        y = yy - 0.3
+    write(ax, 9.45, 0.2, "Token IDs from GPTDatasetV1(max_length=4) on the start of The "
+          "Verdict; each target row is its input moved one token right.", size=9,
+          color=MUTED, ha="right")
     return fig
 
 
@@ -449,41 +453,47 @@ def draw_ch03_one_query():
 
 
 def draw_ch03_qkv():
-    fig, ax = canvas(9.8, 6.4)
-    u = 0.28
+    fig, ax = canvas(9.8, 6.5)
+    u = 0.22
     n, d_in, d_out = 6, 3, 2
-    top = 5.8
-    shape_block(ax, 0.3, top - 1.2, n, d_in, u, "blue", "X", "(6, 3)")
-    write(ax, 0.3 + d_in * u / 2, top - 3.45, "inputs:\nnum_tokens \u00d7 d_in", size=9,
-          color=MUTED)
+    write(ax, 2.0, 6.25, "\u2460 three projections of the same inputs", size=11.5,
+          weight="bold")
+    xy = (0.3, 4.3)
+    shape_block(ax, xy[0], xy[1], n, d_in, u, "blue", "X", "(6, 3)")
+    write(ax, xy[0], xy[1] - n * u - 0.65, "inputs\n(num_tokens, d_in)",
+          size=9, color=MUTED, ha="left")
     names = [("W_query", "Q", "orange"), ("W_key", "K", "purple"), ("W_value", "V", "green")]
     for k, (wname, oname, color) in enumerate(names):
-        y = top - k * 1.75
-        write(ax, 1.7, y - 0.55, "@", size=16)
-        shape_block(ax, 2.05, y - 0.35, d_in, d_out, u, color, wname, "(3, 2)")
-        write(ax, 2.95, y - 0.55, "=", size=16)
-        shape_block(ax, 3.3, y, n, d_out, u, color, oname, "(6, 2)")
-        arrow(ax, (1.2, top - 2.0), (2.0, y - 0.6), lw=1.0, scale=10, color=MUTED)
-    # scores, weights, context
-    x0 = 5.0
-    write(ax, x0 + 2.3, top + 0.2, "attention, all queries at once", size=11.5, weight="bold")
-    shape_block(ax, x0, top - 0.5, n, d_out, u, "orange", "Q", "(6, 2)")
-    write(ax, x0 + 0.85, top - 1.35, "@", size=16)
-    shape_block(ax, x0 + 1.15, top - 1.0, d_out, n, u, "purple", "K\u1d40", "(2, 6)")
-    write(ax, x0 + 3.0, top - 1.35, "=", size=16)
-    shape_block(ax, x0 + 3.3, top - 0.5, n, n, u, "orange", "scores", "(6, 6)")
-    arrow(ax, (x0 + 4.2, top - 2.45), (x0 + 4.2, top - 3.05))
-    write(ax, x0 + 4.3, top - 2.75, "\u00f7 \u221ad_k, softmax per row", size=9.5, ha="left")
-    y2 = top - 3.25
-    shape_block(ax, x0 + 3.3, y2, n, n, u, "orange", None, "weights (6, 6)")
-    write(ax, x0 + 2.95, y2 - 0.85, "@", size=16, ha="center")
-    shape_block(ax, x0 + 1.9, y2, n, d_out, u, "green", None, "V (6, 2)")
-    arrow(ax, (x0 + 1.75, y2 - 0.85), (x0 + 1.0, y2 - 0.85))
-    shape_block(ax, x0 + 0.2, y2, n, d_out, u, "teal", None, "Z (6, 2)")
-    write(ax, x0 + 0.48, y2 - 2.15, "context\nvectors", size=9, color=MUTED)
-    write(ax, 0.3, 0.25, "Shapes of Section 3.3: 6 tokens, d_in = 3, d_out = 2. "
-          "In nn.Linear form, W is stored transposed: weight has shape (d_out, d_in).",
-          size=9.5, ha="left", color=MUTED)
+        y = 5.75 - k * 1.9
+        write(ax, 1.55, y - n * u / 2, "@", size=15)
+        shape_block(ax, 1.85, y - 0.33, d_in, d_out, u, color, wname, "(3, 2)")
+        write(ax, 2.6, y - n * u / 2, "=", size=15)
+        shape_block(ax, 2.9, y, n, d_out, u, color, oname, "(6, 2)")
+        arrow(ax, (1.0, xy[1] - n * u / 2), (1.38, y - n * u / 2), lw=1.0, scale=10,
+              color=MUTED)
+    x0 = 4.4
+    write(ax, x0 + 2.5, 6.25, "\u2461 attention, all queries at once", size=11.5,
+          weight="bold")
+    y1 = 5.6
+    shape_block(ax, x0, y1, n, d_out, u, "orange", "Q", "(6, 2)")
+    write(ax, x0 + 0.75, y1 - n * u / 2, "@", size=15)
+    shape_block(ax, x0 + 1.05, y1 - 0.44, d_out, n, u, "purple", "K\u1d40", "(2, 6)")
+    write(ax, x0 + 2.65, y1 - n * u / 2, "=", size=15)
+    shape_block(ax, x0 + 2.95, y1, n, n, u, "orange", "scores", "(6, 6)")
+    arrow(ax, (x0 + 3.6, y1 - n * u - 0.45), (x0 + 1.2, 3.0), rad=-0.25)
+    write(ax, x0 + 3.2, 3.5, "\u00f7 \u221ad_k, then softmax\nalong each row", size=9.5,
+          ha="left")
+    y2 = 2.7
+    shape_block(ax, x0, y2, n, n, u, "orange", "weights", "(6, 6)")
+    write(ax, x0 + 1.6, y2 - n * u / 2, "@", size=15)
+    shape_block(ax, x0 + 1.9, y2, n, d_out, u, "green", "V", "(6, 2)")
+    write(ax, x0 + 2.65, y2 - n * u / 2, "=", size=15)
+    shape_block(ax, x0 + 2.95, y2, n, d_out, u, "teal", "Z", "(6, 2)")
+    write(ax, x0 + 3.55, y2 - n * u / 2, "one context vector\nper token", size=9.5,
+          ha="left", color=MUTED)
+    write(ax, 0.3, 0.2, "Shapes of Section 3.3: 6 tokens, d_in = 3, d_out = 2 (one cell per "
+          "number). An nn.Linear stores W transposed, as (d_out, d_in).", size=9.5,
+          ha="left", color=MUTED)
     return fig
 
 
@@ -511,18 +521,18 @@ def draw_ch03_causal_mask():
     via_inf = np.exp(masked_scores) / np.exp(masked_scores).sum(-1, keepdims=True)
     assert np.allclose(via_inf, renorm)
     fig, ax = canvas(9.8, 4.5)
-    cell = 0.39
+    cell = 0.37
     top = 3.35
-    x1 = 1.0
+    x1 = 0.85
     matrix(ax, x1, top, full, cell=cell, color="orange", vmin=0, vmax=1, fontsize=7.5,
            row_labels=CH03_TOKENS, col_labels=CH03_TOKENS,
            title="\u2460 softmax over all tokens")
-    x2 = x1 + n * cell + 0.75
-    arrow(ax, (x2 - 0.62, top - n * cell / 2), (x2 - 0.12, top - n * cell / 2))
+    x2 = x1 + n * cell + 0.85
+    arrow(ax, (x2 - 0.7, top - n * cell / 2), (x2 - 0.12, top - n * cell / 2))
     matrix(ax, x2, top, zeroed, cell=cell, color="orange", vmin=0, vmax=1, fontsize=7.5,
            masked=upper, col_labels=CH03_TOKENS, title="\u2461 zero the future")
-    x3 = x2 + n * cell + 0.75
-    arrow(ax, (x3 - 0.62, top - n * cell / 2), (x3 - 0.12, top - n * cell / 2))
+    x3 = x2 + n * cell + 0.85
+    arrow(ax, (x3 - 0.7, top - n * cell / 2), (x3 - 0.12, top - n * cell / 2))
     matrix(ax, x3, top, renorm, cell=cell, color="orange", vmin=0, vmax=1, fontsize=7.5,
            masked=upper, col_labels=CH03_TOKENS, title="\u2462 renormalise rows")
     for i in range(n):
@@ -541,9 +551,9 @@ def draw_ch03_causal_mask():
 
 def draw_ch03_heads():
     fig, ax = canvas(9.8, 4.9)
-    u = 0.3
+    u = 0.26
     T, heads, hd = 4, 2, 3
-    top = 3.9
+    top = 3.75
     colors = ["orange", "purple"]
 
     def split_block(x, y, label, below):
@@ -553,33 +563,33 @@ def draw_ch03_heads():
         write(ax, x + heads * hd * u / 2, y - T * u - 0.22, below, size=8.5, color=MUTED,
               family=MONO)
 
-    split_block(0.3, top, "queries", "(b, 4, 6)")
-    write(ax, 0.3 + 0.9, top - T * u - 0.5, "d_out = 6 =\n2 heads \u00d7 head_dim 3",
+    split_block(0.2, top, "queries", "(b, 4, 6)")
+    write(ax, 0.2 + 0.78, top - T * u - 0.6, "d_out 6 = 2 heads\n\u00d7 head_dim 3",
           size=8.5, color=MUTED)
-    arrow(ax, (2.2, top - 0.6), (2.75, top - 0.6))
-    write(ax, 2.47, top - 0.3, ".view", size=8.5, family=MONO)
-    write(ax, 2.47, top - 0.95, ".transpose(1, 2)", size=7.5, family=MONO)
-    xs = 3.0
+    arrow(ax, (1.9, top - 0.52), (2.75, top - 0.52))
+    write(ax, 2.32, top - 0.3, "split", size=9, color=MUTED)
+    write(ax, 2.32, top - 0.75, ".view\n.transpose(1,2)", size=7.5, family=MONO, va="top")
+    xs = 2.95
     for h in range(heads):
         y = top + 0.55 - h * 2.0
         shape_block(ax, xs, y, T, hd, u, colors[h], f"head {h + 1}")
-        arrow(ax, (xs + hd * u + 0.1, y - 0.6), (xs + hd * u + 0.55, y - 0.6))
-        box(ax, xs + hd * u + 0.6, y - 1.0, 1.75, 0.8, "causal attention\n(own weights)",
-            colors[h], fontsize=9)
-        arrow(ax, (xs + hd * u + 2.4, y - 0.6), (xs + hd * u + 2.85, y - 0.6))
-        shape_block(ax, xs + hd * u + 2.9, y, T, hd, u, colors[h], f"context {h + 1}")
-    write(ax, xs + 1.6, top - 3.2, "(b, num_heads=2, 4, head_dim=3)", size=8.5,
+        arrow(ax, (xs + hd * u + 0.08, y - 0.52), (xs + hd * u + 0.4, y - 0.52))
+        box(ax, xs + hd * u + 0.45, y - 0.9, 1.6, 0.75, "causal attention\n(own part of Q, K, V)",
+            colors[h], fontsize=8.5)
+        arrow(ax, (xs + hd * u + 2.1, y - 0.52), (xs + hd * u + 2.42, y - 0.52))
+        shape_block(ax, xs + hd * u + 2.47, y, T, hd, u, colors[h], f"context {h + 1}")
+    write(ax, xs + 2.0, top - 3.05, "(b, num_heads=2, 4, head_dim=3)", size=8.5,
           color=MUTED, family=MONO)
-    xm = 7.95
-    arrow(ax, (7.85, top + 0.3), (xm + 0.2, top - 0.3), rad=-0.2)
-    arrow(ax, (7.85, top - 1.7), (xm + 0.2, top - 1.1), rad=0.2)
-    write(ax, xm - 0.15, top - 0.7, "transpose\nback, merge", size=8.5, ha="right",
+    xm = 8.1
+    arrow(ax, (7.05, top + 0.2), (xm - 0.05, top - 0.4), rad=-0.2)
+    arrow(ax, (7.05, top - 1.8), (xm - 0.05, top - 0.85), rad=0.2)
+    split_block(xm, top - 0.05, "merged", "(b, 4, 6)")
+    write(ax, xm + 0.78, top - T * u - 0.55, "transpose back,\nview as d_out", size=8.5,
           color=MUTED)
-    split_block(xm + 0.05, top - 0.05, "merged", "(b, 4, 6)")
-    arrow(ax, (xm + 0.95, top - T * u - 0.5), (xm + 0.95, top - T * u - 0.95))
-    box(ax, xm + 0.15, top - T * u - 1.45, 1.6, 0.45, "out_proj (6 \u2192 6)", "teal",
+    arrow(ax, (xm + 0.78, top - T * u - 0.85), (xm + 0.78, top - T * u - 1.2))
+    box(ax, xm - 0.1, top - T * u - 1.65, 1.75, 0.45, "out_proj (6 \u2192 6)", "teal",
         fontsize=9)
-    write(ax, 0.3, 0.25, "One nn.Linear makes the queries of all heads; each head sees only "
+    write(ax, 0.2, 0.25, "One nn.Linear makes the queries of all heads; each head sees only "
           "its own columns. Keys and values are split the same way.", size=9.5, ha="left",
           color=MUTED)
     return fig
@@ -656,8 +666,8 @@ def draw_ch04_gpt_stack():
 def draw_ch04_transformer_block():
     from previous_chapters import GPT_CONFIG_124M
     D = GPT_CONFIG_124M["emb_dim"]
-    fig, ax = canvas(8.6, 8.4)
-    cx, w = 3.6, 3.4
+    fig, ax = canvas(9.0, 8.4)
+    cx, w = 4.4, 3.4
     x = cx - w / 2
 
     def step(y, label, color, h=0.5, **kw):
@@ -744,9 +754,9 @@ def draw_ch04_param_memory():
     a2.set_title("Memory for the weights alone", fontsize=11.5, weight="bold")
     a2.set_ylim(0, gb.max() * 1.2)
     fig.text(0.01, 0.02, "Counted with GPTModel on PyTorch's meta device for the four "
-             "MODEL_CONFIGS; training needs several times more memory (gradients, optimizer "
+             "MODEL_CONFIGS. Training needs several times more memory\n(gradients, optimizer "
              "state, activations).", fontsize=9, color=MUTED)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
     return fig
 
 
@@ -776,44 +786,43 @@ def draw_ch05_shifted_targets():
             "green", fontsize=9.5, family=MONO)
         arrow(ax, (x0 + k * cell + cell / 2, 1.88), (x0 + (k + 1) * cell + cell / 2 - 0.05, 1.17),
               color=MUTED, lw=1.2)
-        write(ax, x0 + k * cell + cell - 0.05, 1.5, "predict next", size=8.5, color=MUTED,
-              ha="left")
+    write(ax, 0.2, 1.53, "each input position\npredicts the next token", size=9,
+          ha="left", color=MUTED)
     write(ax, 0.2, 0.25, "inputs = ids[:-1], targets = ids[1:]: position i is trained to predict "
           "token i + 1 (GPT-2 token IDs via tiktoken).", size=9.5, ha="left", color=MUTED)
     return fig
 
 
 def draw_ch05_training_loop():
-    fig, ax = canvas(9.4, 6.0)
-    cx, cy, r = 3.6, 3.05, 2.05
+    fig, ax = canvas(9.8, 5.6)
+    cx, cy, rx, ry = 3.85, 2.85, 2.55, 1.95
     steps = [
         ("next batch\n(input_batch, target_batch)", "blue"),
         ("forward pass\nlogits = model(input_batch)", "orange"),
         ("loss = cross_entropy(\nlogits, target_batch)", "red"),
-        ("loss.backward()\ngradients for every weight", "purple"),
+        ("loss.backward():\ngradient of every weight", "purple"),
         ("optimizer.step()\noptimizer.zero_grad()", "green"),
     ]
-    angles = np.deg2rad(90 - np.arange(len(steps)) * 360 / len(steps))
-    pts = [(cx + r * np.cos(a), cy + r * np.sin(a)) for a in angles]
-    bw, bh = 2.45, 0.78
-    for (label, color), (px, py) in zip(steps, pts):
+    angles = np.deg2rad(90 - np.arange(len(steps)) * 72)
+    bw, bh = 2.2, 0.72
+    for (label, color), a in zip(steps, angles):
+        px, py = cx + rx * np.cos(a), cy + ry * np.sin(a)
         box(ax, px - bw / 2, py - bh / 2, bw, bh, label, color, fontsize=9.5)
     for k in range(len(steps)):
-        a0, a1 = angles[k], angles[(k + 1) % len(steps)]
-        mid0, mid1 = a0 - 0.33, a1 + 0.33
-        p0 = (cx + r * 1.02 * np.cos(mid0), cy + r * 1.02 * np.sin(mid0))
-        p1 = (cx + r * 1.02 * np.cos(mid1), cy + r * 1.02 * np.sin(mid1))
-        arrow(ax, p0, p1, rad=-0.25, lw=1.6)
-    write(ax, cx, cy + 0.2, "one training step", size=11, weight="bold")
-    write(ax, cx, cy - 0.2, "(train_model_simple)", size=9.5, color=MUTED, family=MONO)
-    # side notes
-    box(ax, 6.6, 3.7, 2.6, 1.2, "every eval_freq steps:\nevaluate_model \u2192\ntrain and val loss",
-        "teal", fontsize=9.5)
-    box(ax, 6.6, 1.9, 2.6, 1.2, "after each epoch:\nprint a sample\n(greedy, 50 tokens)",
+        mid = angles[k] - np.deg2rad(36)
+        a0, a1 = mid + np.deg2rad(13), mid - np.deg2rad(13)
+        p0 = (cx + rx * 1.08 * np.cos(a0), cy + ry * 1.08 * np.sin(a0))
+        p1 = (cx + rx * 1.08 * np.cos(a1), cy + ry * 1.08 * np.sin(a1))
+        arrow(ax, p0, p1, rad=-0.2, lw=1.8)
+    write(ax, cx, cy + 0.2, "one training step", size=11.5, weight="bold")
+    write(ax, cx, cy - 0.2, "repeated for every batch", size=9.5, color=MUTED)
+    box(ax, 7.55, 3.35, 2.15, 1.1, "every eval_freq steps:\nevaluate_model \u2192\ntrain "
+        "and val loss", "teal", fontsize=9.5)
+    box(ax, 7.55, 1.75, 2.15, 1.1, "after each epoch:\nprint a sample\n(greedy, 50 tokens)",
         "grey", fontsize=9.5)
-    write(ax, 7.9, 5.35, "one epoch = one pass\nover train_loader", size=9.5, color=MUTED)
-    write(ax, 0.2, 0.25, "Each turn of the cycle nudges all weights a little downhill on one "
-          "batch's loss.", size=9.5, ha="left", color=MUTED)
+    write(ax, 8.62, 4.95, "one epoch = one pass\nover train_loader", size=9.5, color=MUTED)
+    write(ax, 0.2, 0.2, "train_model_simple: each turn of the cycle moves all weights a "
+          "little downhill on one batch's loss.", size=9.5, ha="left", color=MUTED)
     return fig
 
 
@@ -844,7 +853,7 @@ def draw_ch05_decoding():
         ("temperature 0.5: sharper", dict(temperature=0.5), "orange"),
         ("temperature 2: flatter", dict(temperature=2.0), "orange"),
         ("top-k = 3: keep the 3 best", dict(top_k=3), "green"),
-        ("top-p = 0.8: smallest set with mass \u2265 0.8", dict(top_p=0.8), "green"),
+        ("top-p = 0.9: smallest set with mass \u2265 0.9", dict(top_p=0.9), "green"),
     ]
     fig, axes = plt.subplots(2, 3, figsize=(9.8, 5.8), sharey=True)
     xs = np.arange(len(words))
@@ -881,16 +890,18 @@ def draw_ch05_decoding():
 def draw_ch05_kv_cache():
     tok = tokenizer()
     prompt = [show_token(tok.decode([i])) for i in tok.encode("I had always thought")]
-    fig, ax = canvas(9.8, 5.9)
+    fig, ax = canvas(9.8, 6.1)
     cell = 0.78
-    x0 = 1.7
-    steps = [(prompt, len(prompt)), (prompt + ["new\u2081"], 1), (prompt + ["new\u2081", "new\u2082"], 1)]
-    top = 5.5
+    x0 = 1.2
+    steps = [(prompt, len(prompt)), (prompt + ["new\u2081"], 1),
+             (prompt + ["new\u2081", "new\u2082"], 1)]
+    top = 5.85
     for s, (toks, n_new) in enumerate(steps):
-        y = top - s * 1.85
+        y = top - s * 1.8
         n = len(toks)
-        label = "prompt: fed once" if s == 0 else f"step {s}: one new token"
-        write(ax, 0.15, y - 0.2, label, size=10, ha="left", weight="bold")
+        label = ("prompt: fed once, all 4 positions computed and cached" if s == 0 else
+                 f"generation step {s}: only the newest token goes through the model")
+        write(ax, 0.15, y - 0.05, label, size=10.5, ha="left", weight="bold")
         for k, t in enumerate(toks):
             new = k >= n - n_new
             cx = x0 + k * cell
@@ -903,23 +914,19 @@ def draw_ch05_kv_cache():
                         lw=1.0)
                 else:
                     box(ax, cx, yy, cell - 0.08, 0.3, f"{name}{k + 1}", "grey", fontsize=8.5,
-                        hatch="////", lw=1.0, text_color=MUTED)
-        write(ax, x0 - 0.12, y - 0.9, "keys", size=8.5, ha="right", color=strong("purple"))
-        write(ax, x0 - 0.12, y - 1.26, "values", size=8.5, ha="right", color=strong("green"))
-        qx = x0 + (n - 1) * cell + cell / 2 - 0.04
+                        ls="--", lw=1.0, text_color=MUTED)
+        write(ax, x0 - 0.1, y - 0.9, "keys", size=8.5, ha="right", color=strong("purple"))
+        write(ax, x0 - 0.1, y - 1.26, "values", size=8.5, ha="right", color=strong("green"))
         if s > 0:
-            write(ax, x0 + n * cell + 0.1, y - 0.46, f"\u2190 query q{n} attends to k1\u2026k{n}, "
-                  f"v1\u2026v{n}", size=9, ha="left", color=strong("orange"))
-        else:
-            write(ax, x0 + n * cell + 0.1, y - 0.46, "all 4 positions computed, keys and values "
-                  "stored in the cache", size=9, ha="left", color=strong("orange"))
-        del qx
-    box(ax, 6.3, 0.15, 0.35, 0.25, "", "grey", hatch="////", lw=1.0)
-    write(ax, 6.75, 0.27, "read from the cache", size=9, ha="left")
-    box(ax, 8.35, 0.15, 0.35, 0.25, "", "purple", lw=1.0)
-    write(ax, 8.8, 0.27, "computed now", size=9, ha="left")
-    write(ax, 0.15, 0.27, "Per step, every layer runs on 1 token instead of the whole text.",
-          size=9.5, ha="left", color=MUTED)
+            write(ax, x0 + n * cell + 0.1, y - 0.46, f"\u2190 query q{n} attends to "
+                  f"k1\u2026k{n} and v1\u2026v{n}", size=9.5, ha="left",
+                  color=strong("orange"))
+    box(ax, 5.55, 0.12, 0.4, 0.26, "", "grey", ls="--", lw=1.0)
+    write(ax, 6.05, 0.25, "read from the cache", size=9, ha="left")
+    box(ax, 7.75, 0.12, 0.4, 0.26, "", "purple", lw=1.0)
+    write(ax, 8.25, 0.25, "computed now", size=9, ha="left")
+    write(ax, 0.15, 0.25, "Keys and values of old tokens never change\n(causal mask), so each "
+          "step reuses them.", size=9, ha="left", color=MUTED)
     return fig
 
 
@@ -943,7 +950,7 @@ def draw_ch06_last_token():
     model.eval()
     with torch.no_grad():
         out = model(torch.tensor([ids]))[0].numpy()  # (num_tokens, 2)
-    fig, ax = canvas(9.8, 4.5)
+    fig, ax = canvas(9.8, 4.8)
     cell = 0.55
     top = 3.55
     x1 = 1.8
@@ -992,55 +999,53 @@ def draw_ch06_last_token():
 
 
 def draw_ch06_trainable():
+    import torch
+
     from previous_chapters import add_classification_head, gpt2_config
     model = gpt_on_meta(gpt2_config("gpt2-small (124M)"))
-    import torch
     with torch.device("meta"):
         add_classification_head(model, 2)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = _param_count(model)
-    last = _param_count(model.trf_blocks[-1])
     n_layers = len(model.trf_blocks)
-    fig, ax = canvas(9.4, 7.6)
-    cx, w = 3.3, 3.6
+    fig, ax = canvas(9.4, 5.9)
+    cx, w = 4.0, 3.6
     x = cx - w / 2
-    y = 7.0
 
     def part(y, h, label, trained, params):
         color = "green" if trained else "grey"
-        box(ax, x, y, w, h, label, color, fontsize=10, hatch=None if trained else "///",
-            fill=None if trained else "white", text_color=INK)
+        box(ax, x, y, w, h, label, color, fontsize=10, ls="-" if trained else "--",
+            text_color=INK if trained else MUTED)
         write(ax, x + w + 0.25, y + h / 2, f"{params:,}", size=9.5, ha="left", family=MONO,
               color=strong(color))
         write(ax, x - 0.25, y + h / 2, "trained" if trained else "frozen", size=9.5,
               ha="right", color=strong(color), weight="bold" if trained else "normal")
 
-    part(6.9, 0.45, "token + position embeddings", False,
+    write(ax, x + w + 0.25, 5.65, "parameters", size=9.5, ha="left", weight="bold")
+    write(ax, x - 0.25, 5.65, "requires_grad", size=9.5, ha="right", weight="bold")
+    part(5.0, 0.4, "token + position embeddings", False,
          _param_count(model.tok_emb) + _param_count(model.pos_emb))
-    yb = 6.3
-    h = 0.34
-    shown = [0, 1, 2, None, n_layers - 2, n_layers - 1]
-    for k in shown:
+    yb = 4.85
+    h = 0.32
+    for k in [0, 1, None, n_layers - 2, n_layers - 1]:
         if k is None:
-            write(ax, cx, yb - 0.12, "\u22ee", size=14, color=MUTED)
-            yb -= 0.42
+            write(ax, cx, yb - 0.15, "\u22ee", size=14, color=MUTED)
+            yb -= 0.38
             continue
-        trained = k == n_layers - 1
-        part(yb - h, h, f"transformer block {k + 1}", trained, _param_count(model.trf_blocks[k]))
-        yb -= h + 0.1
-    part(yb - 0.45, 0.45, "final LayerNorm", True, _param_count(model.final_norm))
-    yb -= 0.55
-    part(yb - 0.55, 0.55, "new out_head: Linear(768 \u2192 2)", True,
+        part(yb - h, h, f"transformer block {k + 1}", k == n_layers - 1,
+             _param_count(model.trf_blocks[k]))
+        yb -= h + 0.08
+    part(yb - 0.4, 0.4, "final LayerNorm", True, _param_count(model.final_norm))
+    yb -= 0.48
+    part(yb - 0.45, 0.45, "new out_head: Linear(768 \u2192 2)", True,
          _param_count(model.out_head))
-    yb -= 0.75
-    write(ax, x + w + 0.25, 7.55, "parameters", size=9.5, ha="left", weight="bold")
-    write(ax, 0.3, yb - 0.35, f"trained: {trainable:,} of {total:,} "
-          f"({100 * trainable / total:.1f}%); the last block alone has {last:,}.",
-          size=10.5, ha="left")
-    write(ax, 0.3, yb - 0.75, "add_classification_head: requires_grad = False everywhere, "
-          "then True for the last block,", size=9.5, ha="left", color=MUTED)
-    write(ax, 0.3, yb - 1.05, "the final norm and the new head (counted for GPT-2 small on "
-          "PyTorch's meta device).", size=9.5, ha="left", color=MUTED)
+    yb -= 0.5
+    write(ax, 0.3, yb - 0.35, f"trained: {trainable:,} of {total:,} parameters "
+          f"({100 * trainable / total:.1f}%)", size=10.5, ha="left")
+    write(ax, 0.3, yb - 0.7, "add_classification_head sets requires_grad = False everywhere, "
+          "then True for the last block, the final norm", size=9.5, ha="left", color=MUTED)
+    write(ax, 0.3, yb - 0.98, "and the new head (GPT-2 small, counted on PyTorch's meta "
+          "device).", size=9.5, ha="left", color=MUTED)
     return fig
 
 
@@ -1053,49 +1058,50 @@ def draw_ch06_lora():
         wrapped = LinearWithLoRA(torch.nn.Linear(d, d), rank=r, alpha=alpha)
     n_w = wrapped.linear.weight.numel()
     n_a, n_b = wrapped.lora.A.numel(), wrapped.lora.B.numel()
-    fig, ax = canvas(9.6, 5.6)
-    s = 2.6 / d  # inches per unit
-    box(ax, 0.2, 2.55, 1.1, 0.6, "x\n(\u2026, 768)", "blue", fontsize=10)
-    # frozen W
-    wx, wy = 2.3, 2.85 - d * s / 2
-    box(ax, wx, wy, d * s, d * s, "", "grey", hatch="///", fill="white", rounding=0.02)
-    write(ax, wx + d * s / 2, wy + d * s / 2 + 0.15, "W", size=16, weight="bold")
-    write(ax, wx + d * s / 2, wy + d * s / 2 - 0.3, f"768 \u00d7 768\n{n_w:,} frozen", size=9.5)
-    write(ax, wx + d * s / 2, wy + d * s + 0.25, "pretrained weight (frozen)", size=10,
+    fig, ax = canvas(9.6, 5.9)
+    side, thin = 2.2, 0.2
+    wx, wy = 2.4, 3.0
+    box(ax, 0.2, 3.8, 1.2, 0.6, "x\n(\u2026, 768)", "blue", fontsize=10)
+    box(ax, wx, wy, side, side, "", "grey", ls="--", rounding=0.02)
+    write(ax, wx + side / 2, wy + side / 2 + 0.25, "W", size=18, weight="bold", color=MUTED)
+    write(ax, wx + side / 2, wy + side / 2 - 0.35, f"768 \u00d7 768\n{n_w:,} numbers",
+          size=9.5, color=MUTED)
+    write(ax, wx + side / 2, wy + side + 0.22, "pretrained weight: frozen", size=10.5,
           weight="bold", color=strong("grey"))
-    # LoRA A and B
-    ay = 0.35
-    ax_ = 2.3
-    box(ax, ax_, ay, r * s * 4, d * s * 0.55, "", "green", rounding=0.02)
-    write(ax, ax_ + r * s * 2, ay - 0.18, "A", size=12, weight="bold", color=strong("green"))
-    write(ax, ax_ - 0.12, ay + d * s * 0.27, f"768 \u00d7 {r}\n{n_a:,}", size=9, ha="right")
-    bx = ax_ + 1.2
-    box(ax, bx, ay + d * s * 0.55 - r * s * 4, d * s * 0.55, r * s * 4, "", "green",
-        rounding=0.02)
-    write(ax, bx + d * s * 0.275, ay + d * s * 0.55 - r * s * 4 - 0.2,
-          f"B  {r} \u00d7 768: {n_b:,}, starts at 0", size=9, color=strong("green"))
-    write(ax, bx + d * s * 0.275, ay + d * s * 0.55 + 0.22, "LoRA bypass (trained)", size=10,
-          weight="bold", color=strong("green"))
-    write(ax, ax_ + 0.85, ay + d * s * 0.45, "@", size=13)
-    write(ax, bx + d * s * 0.55 + 0.25, ay + d * s * 0.35, f"\u00d7 \u03b1 = {alpha}",
-          size=10.5)
+    # A (in_dim x rank) and B (rank x out_dim)
+    ay = 0.45
+    box(ax, wx, ay, thin, side, "", "green", rounding=0.02)
+    write(ax, wx + thin / 2, ay - 0.2, "A", size=12, weight="bold", color=strong("green"))
+    box(ax, wx + 0.3, ay + side - thin, side, thin, "", "green", rounding=0.02)
+    write(ax, wx + 0.4 + side, ay + side - thin / 2, "B", size=12, weight="bold",
+          color=strong("green"), ha="left")
+    tx = wx + 0.4
+    write(ax, tx, ay + side - thin - 0.3, f"B: {r} \u00d7 768 = {n_b:,} numbers, starts at 0",
+          size=9.5, ha="left", color=strong("green"))
+    write(ax, tx, ay + 1.3, f"A: 768 \u00d7 {r} = {n_a:,} numbers, random start", size=9.5,
+          ha="left", color=strong("green"))
+    write(ax, tx, ay + 0.75, "LoRA bypass: trained", size=10.5, ha="left", weight="bold",
+          color=strong("green"))
+    write(ax, tx, ay + 0.4, f"rank r = {r} (drawn wider than to scale)", size=9, ha="left",
+          color=MUTED)
     # arrows
-    arrow(ax, (1.3, 2.85), (wx - 0.05, 2.85))
-    arrow(ax, (0.75, 2.55), (0.75, ay + 0.5), rad=0.0)
-    arrow(ax, (0.75, ay + 0.5), (ax_ - 0.65, ay + 0.5))
-    # sum
-    px = 6.45
-    ax.add_patch(plt.Circle((px, 2.85), 0.24, facecolor="white", edgecolor=INK, lw=1.5))
-    write(ax, px, 2.85, "+", size=15, weight="bold")
-    arrow(ax, (wx + d * s + 0.05, 2.85), (px - 0.25, 2.85))
-    arrow(ax, (bx + d * s * 0.55 + 0.85, ay + d * s * 0.35), (px, 2.6), rad=0.3)
-    arrow(ax, (px + 0.25, 2.85), (px + 0.8, 2.85))
-    write(ax, px + 0.9, 3.05, "x W + \u03b1 \u00b7 x A B", size=11, ha="left", weight="bold")
-    write(ax, px + 0.9, 2.65, "(\u2026, 768)", size=9.5, ha="left", color=MUTED)
-    write(ax, px + 0.9, 1.7, f"trained: {n_a + n_b:,}\n= {100 * (n_a + n_b) / n_w:.1f}% of W",
-          size=10, ha="left", color=strong("green"))
-    write(ax, 0.2, 5.3, f"LinearWithLoRA on one 768 \u00d7 768 layer, rank {r}, \u03b1 = {alpha} "
-          "(the settings of Section 6.11); sizes drawn to scale.", size=9.5, ha="left",
+    arrow(ax, (1.45, 4.1), (wx - 0.05, 4.1))
+    ax.plot([0.8, 0.8, 1.4], [3.8, 1.55, 1.55], color=INK, lw=1.5)
+    arrow(ax, (1.4, 1.55), (wx - 0.05, 1.55))
+    px, py = 6.4, 4.1
+    ax.add_patch(plt.Circle((px, py), 0.24, facecolor="white", edgecolor=INK, lw=1.5))
+    write(ax, px, py, "+", size=15, weight="bold")
+    arrow(ax, (wx + side + 0.05, py), (px - 0.26, py))
+    arrow(ax, (wx + 0.3 + side + 0.4, ay + side - thin / 2), (px, py - 0.26), rad=0.35)
+    write(ax, 5.95, 2.75, f"\u00d7 \u03b1 = {alpha}", size=10.5, ha="left")
+    arrow(ax, (px + 0.26, py), (px + 0.8, py))
+    write(ax, px + 0.9, py + 0.18, "x W + \u03b1 \u00b7 x A B", size=11.5, ha="left",
+          weight="bold")
+    write(ax, px + 0.9, py - 0.2, "(\u2026, 768)", size=9.5, ha="left", color=MUTED)
+    write(ax, px + 0.9, 2.0, f"trained: {n_a + n_b:,}\n= {100 * (n_a + n_b) / n_w:.1f}% "
+          "of W", size=10.5, ha="left", color=strong("green"))
+    write(ax, 0.2, 5.65, f"LinearWithLoRA wrapping one 768 \u00d7 768 layer, rank {r}, "
+          f"\u03b1 = {alpha} (the settings of Section 6.11).", size=9.5, ha="left",
           color=MUTED)
     return fig
 
@@ -1352,7 +1358,7 @@ FIGURES = [
            "Temperature reshapes the whole distribution; top-k and top-p cut off its tail "
            "before sampling (the dashed bars show the original).",
            "Bar charts of the probabilities of eight weather words under temperature 1, 0.5 "
-           "and 2, top-k 3 and top-p 0.8.", draw_ch05_decoding),
+           "and 2, top-k 3 and top-p 0.9.", draw_ch05_decoding),
     Figure("ch05_kv_cache", "ch05_pretraining.ipynb", "560fcd05",
            "With a KV cache, each step computes the key and value of the new token only and "
            "reuses the cached ones of all earlier tokens.",
@@ -1409,10 +1415,31 @@ def render(figure):
         torch.manual_seed(123)
         fig = figure.draw()
         svg, png = io.BytesIO(), io.BytesIO()
-        fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
-        fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None})
+        tight = {"bbox_inches": drawn_extent(fig), "pad_inches": 0.12}
+        fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None}, **tight)
+        fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None}, **tight)
         plt.close(fig)
     return svg.getvalue(), png.getvalue()
+
+
+def drawn_extent(fig):
+    """The bounding box (inches) of what is drawn on a canvas figure, so that empty margins
+    are cut off; "tight" for ordinary plots."""
+    axes = [a for a in fig.axes if a.get_label() == "canvas"]
+    if not axes:
+        return "tight"
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+    ax = axes[0]
+    renderer = fig.canvas.get_renderer()
+    boxes = [a.get_window_extent(renderer) for a in ax.get_children()
+             if a.get_visible() and a is not ax.patch
+             and isinstance(a, (Text, Patch, Line2D)) and not isinstance(a, Spine)
+             and not (isinstance(a, Text) and not a.get_text())]
+    box_px = Bbox.union(boxes)
+    return box_px.transformed(fig.dpi_scale_trans.inverted()).padded(0.12)
 
 
 def svg_texts(svg):
