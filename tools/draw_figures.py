@@ -36,12 +36,16 @@ matplotlib, whose SVG bytes and anti-aliasing may change in harmless ways. So:
   * with the same matplotlib and Pillow versions as recorded in figures/manifest.json, the
     SVG bytes and the PNG pixels must be identical;
   * with other versions, the text of every figure (every string in the SVG) must be
-    identical, and the PNG may differ only slightly: size within MAX_SIZE_CHANGE pixels,
-    and grey levels averaged over 4x4 blocks with a root mean square change below
-    RMS_TOLERANCE and at most CHANGED_FRACTION of the blocks changed by more than 64 of
-    255. A changed label or number fails on the text; a moved, added or recoloured shape
-    fails on the pixels; a new anti-aliasing of the same drawing, or text a pixel wider,
-    passes.
+    identical, and the PNG may differ only slightly: width and height within
+    MAX_SIZE_CHANGE, and, after the best shift by up to 2 pixels, grey levels averaged
+    over 4x4 blocks with a root mean square change below RMS_TOLERANCE and at most
+    CHANGED_FRACTION of the blocks changed by more than BLOCK_CHANGE of 255.
+    So a changed label or number always fails (on the text); a new anti-aliasing or text
+    rendering of the same drawing passes, and so can a small change of a shape. That
+    looser check is only a bridge: redrawing with the current versions (the command in
+    the failure message) brings back the exact one. (matplotlib's wheels build a pinned
+    FreeType to keep text rendering stable between releases; turning hinting off
+    altogether, a far bigger change than a release makes, still passes these limits.)
 Drawing and checking all figures takes about 20 seconds of CPU time.
 """
 
@@ -70,9 +74,10 @@ FIGURES_DIR = ROOT / "figures"
 MANIFEST = "manifest.json"
 DPI = 100                 # PNG pixels per inch: a 9-inch figure is 900 pixels wide
 # Only used when the committed figures were drawn with other matplotlib/Pillow versions:
-RMS_TOLERANCE = 6.0       # root mean square change of 4x4-block grey levels (0-255)
-CHANGED_FRACTION = 0.004  # share of 4x4 blocks that may change by more than 64
-MAX_SIZE_CHANGE = 4       # pixels (text measured a little wider or narrower)
+RMS_TOLERANCE = 16.0      # root mean square change of 4x4-block grey levels (0-255)
+BLOCK_CHANGE = 80         # a 4x4 block "changed a lot": its grey level moved this much
+CHANGED_FRACTION = 0.02   # share of 4x4 blocks that may change a lot
+MAX_SIZE_CHANGE = 0.03    # relative change of width or height (text measured differently)
 FIX = "run `python tools/draw_figures.py` (and `--embed`) and commit the result"
 
 # ----------------------------------------------------------------------------------------
@@ -1518,14 +1523,22 @@ def compare(name, new, old, same_version):
         return problems
     # Other library versions: text may be measured a pixel wider, so allow a few pixels of
     # size difference, then compare block averages.
-    if max(abs(a.shape[0] - b.shape[0]), abs(a.shape[1] - b.shape[1])) > MAX_SIZE_CHANGE:
+    if (abs(a.shape[0] - b.shape[0]) > MAX_SIZE_CHANGE * b.shape[0]
+            or abs(a.shape[1] - b.shape[1]) > MAX_SIZE_CHANGE * b.shape[1]):
         problems.append(f"{name}.png: size {b.shape[1]}x{b.shape[0]}, the script draws "
                         f"{a.shape[1]}x{a.shape[0]}")
         return problems
-    h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
-    diff = np.abs(blocks(a[:h, :w]) - blocks(b[:h, :w]))
-    rms = float(np.sqrt((diff ** 2).mean()))
-    changed = float((diff > 64).mean())
+    best = None
+    for dy in range(-2, 3):  # the cut-off margins may move the drawing by a pixel or two
+        for dx in range(-2, 3):
+            a2 = a[max(dy, 0):, max(dx, 0):]
+            b2 = b[max(-dy, 0):, max(-dx, 0):]
+            h, w = min(a2.shape[0], b2.shape[0]), min(a2.shape[1], b2.shape[1])
+            diff = np.abs(blocks(a2[:h, :w]) - blocks(b2[:h, :w]))
+            rms = float(np.sqrt((diff ** 2).mean()))
+            if best is None or rms < best[0]:
+                best = (rms, float((diff > BLOCK_CHANGE).mean()))
+    rms, changed = best
     if rms > RMS_TOLERANCE or changed > CHANGED_FRACTION:
         problems.append(f"{name}.png differs (rms {rms:.1f}, {100 * changed:.2f}% of "
                         "4x4 blocks changed a lot)")
