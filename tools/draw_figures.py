@@ -1457,6 +1457,12 @@ def shrink_png(png):
     with Image.open(io.BytesIO(png)) as image:
         indexed = image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE,
                                                 dither=Image.Dither.NONE)
+    # the quantizer averages white to (254, 254, 254); keep the background pure white
+    palette = indexed.getpalette()
+    for i in range(0, len(palette), 3):
+        if min(palette[i:i + 3]) >= 250:
+            palette[i:i + 3] = [255, 255, 255]
+    indexed.putpalette(palette)
     out = io.BytesIO()
     indexed.save(out, format="PNG", optimize=True)
     return out.getvalue()
