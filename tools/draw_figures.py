@@ -471,8 +471,8 @@ def draw_ch03_qkv():
           weight="bold")
     xy = (0.3, 4.3)
     shape_block(ax, xy[0], xy[1], n, d_in, u, "blue", "X", "(6, 3)")
-    write(ax, xy[0], xy[1] - n * u - 0.65, "inputs\n(num_tokens, d_in)",
-          size=9, color=MUTED, ha="left")
+    write(ax, xy[0] + 0.25, xy[1] - n * u - 0.6, "inputs\n(tokens, d_in)",
+          size=8.5, color=MUTED)
     names = [("W_query", "Q", "orange"), ("W_key", "K", "purple"), ("W_value", "V", "green")]
     for k, (wname, oname, color) in enumerate(names):
         y = 5.75 - k * 1.9
@@ -555,8 +555,8 @@ def draw_ch03_causal_mask():
     write(ax, x3 + n * cell + 0.2, top + 0.1, "row\nsum", size=7.5, color=MUTED)
     write(ax, 0.2, 0.5, "Rows are queries, columns keys. Setting the future scores to \u2212\u221e "
           "before one softmax gives exactly matrix \u2462.", size=10, ha="left")
-    write(ax, 0.2, 0.2, "Weights of a CausalAttention(d_in=3, d_out=2) with random weights "
-          "(seed 123) on the inputs of Section 3.1.", size=9.5, ha="left", color=MUTED)
+    write(ax, 0.2, 0.2, "The weights of Section 3.4: d_in = 3, d_out = 2, random initial weights "
+          "(seed 123), on the inputs of Section 3.1.", size=9.5, ha="left", color=MUTED)
     return fig
 
 
