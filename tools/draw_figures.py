@@ -492,7 +492,7 @@ def draw_ch03_qkv():
     write(ax, x0 + 2.65, y1 - n * u / 2, "=", size=15)
     shape_block(ax, x0 + 2.95, y1, n, n, u, "orange", "scores", "(6, 6)")
     arrow(ax, (x0 + 3.6, y1 - n * u - 0.45), (x0 + 1.2, 3.0), rad=-0.25)
-    write(ax, x0 + 3.2, 3.5, "\u00f7 \u221ad_k, then softmax\nalong each row", size=9.5,
+    write(ax, x0 + 3.75, 3.55, "\u00f7 \u221ad_k, then softmax\nalong each row", size=9.5,
           ha="left")
     y2 = 2.7
     shape_block(ax, x0, y2, n, n, u, "orange", "weights", "(6, 6)")
@@ -1439,7 +1439,10 @@ FIGURES = [
 def render(figure):
     """(svg bytes, png bytes) of one figure, drawn deterministically."""
     import torch
-    with plt.rc_context(STYLE):
+    with plt.rc_context():
+        # matplotlib's own defaults plus STYLE, whatever a matplotlibrc or caller changed
+        matplotlib.rcdefaults()
+        matplotlib.rcParams.update(STYLE)
         torch.manual_seed(123)
         fig = figure.draw()
         svg, png = io.BytesIO(), io.BytesIO()
