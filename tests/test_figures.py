@@ -39,6 +39,7 @@ def test_every_figure_has_a_one_line_caption_and_alt_text():
     for f in draw_figures.FIGURES:
         assert f.caption.strip() and "\n" not in f.caption, f.name
         assert f.alt.strip() and "\n" not in f.alt and "]" not in f.alt, f.name
+        assert "\n" not in f.source, f.name
         assert (ROOT / f.notebook).exists(), f.name
 
 

@@ -23,8 +23,9 @@ Why inline data URIs and not cell attachments: Colab does not render markdown-ce
 attachments (googlecolab/colabtools#3836; Colab itself stores pasted images as data
 URIs), while JupyterLab (it skips `src` validation so embedded data shows, see
 jupyterlab/jupyterlab#5183), nbconvert's HTML and GitHub's notebook viewer all render
-data-URI images in markdown. Relative paths to figures/ would break in Colab, where the
-files next to a notebook are not there.
+data-URI images in markdown (inlining the image as base64 is the usual fix for markdown
+images that GitHub did not show, e.g. ajwdewit/pcse_notebooks#8). Relative paths to
+figures/ would break in Colab, where the files next to a notebook are not there.
 
 How --check stays deterministic and survives matplotlib updates. CI installs the newest
 matplotlib, whose SVG bytes and anti-aliasing may change in harmless ways. So:
@@ -46,7 +47,7 @@ matplotlib, whose SVG bytes and anti-aliasing may change in harmless ways. So:
     the failure message) brings back the exact one. (matplotlib's wheels build a pinned
     FreeType to keep text rendering stable between releases; turning hinting off
     altogether, a far bigger change than a release makes, still passes these limits.)
-Drawing and checking all figures takes about 20 seconds of CPU time.
+Drawing and checking all twenty figures takes about half a minute of CPU time.
 """
 
 import argparse
@@ -1309,6 +1310,7 @@ class Figure:
     caption: str     # one line: what to notice
     alt: str         # alt text for the image
     draw: object
+    source: str = ""  # where the numbers come from, shown after the caption
 
 
 FIGURES = [
@@ -1316,24 +1318,29 @@ FIGURES = [
            "From text to vectors: the tokenizer cuts text into tokens, each token gets an "
            "integer ID, and an embedding layer turns each ID into a vector of numbers.",
            "A sentence is split into GPT-2 tokens, each token mapped to its token ID, and "
-           "each ID to a row of four embedding values.", draw_ch02_pipeline),
+           "each ID to a row of four embedding values.", draw_ch02_pipeline,
+           "Token IDs from GPT-2's tokenizer; the vectors are rows of a random, untrained "
+           "nn.Embedding (seed 123), 4 numbers wide."),
     Figure("ch02_sliding_window", "ch02_text_data.ipynb", "5eeb5c64",
            "Every window of max_length tokens is an input; its target is the same window moved "
            "one token right. The stride sets how far the next window starts.",
            "The first tokens of The Verdict with input and target windows of 4 tokens, for "
-           "stride 1 (overlapping) and stride 4 (back to back).", draw_ch02_sliding_window),
+           "stride 1 (overlapping) and stride 4 (back to back).", draw_ch02_sliding_window,
+           "Token IDs from GPTDatasetV1 on the start of The Verdict."),
     Figure("ch02_token_plus_position", "ch02_text_data.ipynb", "6f3b7a9c",
            "The model's input is token embedding plus position embedding: the same token at "
            "two positions enters the model as two different vectors.",
            "Three small matrices: token embeddings plus position embeddings equal input "
            "embeddings; the repeated token has equal token rows but different sums.",
-           draw_ch02_token_plus_position),
+           draw_ch02_token_plus_position,
+           "Random, untrained embeddings (seed 123), 5 numbers per token."),
     Figure("ch03_one_query", "ch03_attention.ipynb", "5057ea43",
            "Attention for one query in three steps: dot-product scores, softmax into weights "
            "that sum to 1, then a weighted sum of the inputs.",
            "The query journey is scored against all six input vectors, the scores become "
            "softmax weights, and the weighted sum gives the context vector.",
-           draw_ch03_one_query),
+           draw_ch03_one_query,
+           "Numbers from the six input vectors of Section 3.1."),
     Figure("ch03_qkv_projections", "ch03_attention.ipynb", "7ca5e27d",
            "Three weight matrices project the same inputs into queries, keys and values; "
            "queries meet keys in a (tokens \u00d7 tokens) score matrix, and the weights mix "
@@ -1345,7 +1352,8 @@ FIGURES = [
            "The causal mask removes every weight above the diagonal; renormalising the rows "
            "makes each sum to 1 again, exactly what a softmax over \u2212\u221e scores gives.",
            "Three 6 by 6 attention weight matrices: unmasked, with the upper triangle zeroed "
-           "(row sums below 1), and renormalised (row sums 1).", draw_ch03_causal_mask),
+           "(row sums below 1), and renormalised (row sums 1).", draw_ch03_causal_mask,
+           "The weights of Section 3.4: random initial weights (seed 123), so nearly uniform."),
     Figure("ch03_split_heads", "ch03_attention.ipynb", "72fec500",
            "Multi-head attention splits the d_out columns into heads, runs attention in each "
            "head separately, and puts the results back side by side before out_proj.",
@@ -1357,7 +1365,8 @@ FIGURES = [
            "and a linear head; the shape stays (batch, tokens, 768) until the head.",
            "The GPT model from token IDs through token and position embeddings, 12 "
            "transformer blocks, the final LayerNorm and the output head, with parameter "
-           "counts and shapes.", draw_ch04_gpt_stack),
+           "counts and shapes.", draw_ch04_gpt_stack,
+           "Parameter counts of GPTModel(GPT_CONFIG_124M)."),
     Figure("ch04_transformer_block", "ch04_gpt_model.ipynb", "e83d8d7f",
            "Each half of the block (attention, feed-forward) works on a normalised copy of x "
            "and adds its result back to x through a shortcut.",
@@ -1369,13 +1378,15 @@ FIGURES = [
            "saves one vocabulary-sized matrix in every size.",
            "Bar charts of the parameter counts (with and without weight tying) and the "
            "float32 weight memory of GPT-2 small, medium, large and XL.",
-           draw_ch04_param_memory),
+           draw_ch04_param_memory,
+           "Counted with GPTModel for the four MODEL_CONFIGS."),
     Figure("ch05_shifted_targets", "ch05_pretraining.ipynb", "6d3d9262",
            "The targets are the inputs shifted by one token: every position learns to "
            "predict the token that follows it.",
            "The tokens of I had always thought; the inputs are the first three, the targets "
            "the last three, with arrows from each input to the next token.",
-           draw_ch05_shifted_targets),
+           draw_ch05_shifted_targets,
+           "GPT-2 token IDs from tiktoken."),
     Figure("ch05_training_loop", "ch05_pretraining.ipynb", "3f0c3a84",
            "One training step is a cycle of batch, forward pass, loss, backward pass and "
            "optimizer step, with regular evaluation on the side.",
@@ -1386,7 +1397,8 @@ FIGURES = [
            "Temperature reshapes the whole distribution; top-k and top-p cut off its tail "
            "before sampling (the dashed bars show the original).",
            "Bar charts of the probabilities of eight weather words under temperature 1, 0.5 "
-           "and 2, top-k 3 and top-p 0.9.", draw_ch05_decoding),
+           "and 2, top-k 3 and top-p 0.9.", draw_ch05_decoding,
+           "The toy logits of Section 5.6, filtered as sample_next_token does."),
     Figure("ch05_kv_cache", "ch05_pretraining.ipynb", "560fcd05",
            "With a KV cache, each step computes the key and value of the new token only and "
            "reuses the cached ones of all earlier tokens.",
@@ -1398,37 +1410,43 @@ FIGURES = [
            "classifier reads its output row alone.",
            "A 4 by 4 causal mask for Do you have time, the last row highlighted; the model's "
            "four output rows of two class scores, of which only the last is used.",
-           draw_ch06_last_token),
+           draw_ch06_last_token,
+           "Scores of a small GPTModel with random weights (seed 123): untrained, so meaningless."),
     Figure("ch06_trainable", "ch06_classification.ipynb", "3f44ad79",
            "Only the last transformer block, the final norm and the new 2-class head are "
            "trained; everything else stays frozen.",
            "The GPT-2 small stack with embeddings and blocks 1 to 11 frozen, block 12, the "
            "final LayerNorm and the new output head trainable, with parameter counts.",
-           draw_ch06_trainable),
+           draw_ch06_trainable,
+           "Parameter counts of GPT-2 small after add_classification_head."),
     Figure("ch06_lora", "ch06_classification.ipynb", "a959e370",
            "LoRA keeps W frozen and learns a thin bypass A\u00b7B beside it; with B = 0 at the "
            "start the layer begins exactly as the pretrained one.",
            "Input x goes through the frozen 768 by 768 weight W and, in parallel, through the "
            "thin matrices A (768 by 16) and B (16 by 768) scaled by alpha; the two results "
-           "are added.", draw_ch06_lora),
+           "are added.", draw_ch06_lora,
+           "Sizes from LinearWithLoRA on a 768 \u00d7 768 layer with rank 16."),
     Figure("ch07_prompt_template", "ch07_instruction.ipynb", "ee17a8fd",
            "The Alpaca template: a fixed preamble and ### headers mark where the instruction, "
            "the optional input and the response go.",
            "A formatted training example with its preamble, instruction, input and response "
-           "sections highlighted in different colours.", draw_ch07_prompt_template),
+           "sections highlighted in different colours.", draw_ch07_prompt_template,
+           "Entry 50 of instruction-data.json through format_input."),
     Figure("ch07_collate", "ch07_instruction.ipynb", "ce3b9cf0",
            "custom_collate_fn pads every row to the same length, shifts the targets by one, "
            "keeps one end-of-text target and replaces the rest of the padding (and, with "
            "mask_prompt, the prompt) by -100.",
            "Three real examples as rows of coloured cells: inputs with prompt, response and "
            "padding; targets with one end-of-text and -100 padding; masked targets with -100 "
-           "over the prompt too.", draw_ch07_collate),
+           "over the prompt too.", draw_ch07_collate,
+           "custom_collate_fn on three short, real entries of instruction-data.json."),
     Figure("ch07_judge_loop", "ch07_instruction.ipynb", "d8f397ad",
            "The judge loop: the fine-tuned model answers, a larger LLM grades the answer "
            "against the reference, and parse_score turns its reply into a number (or None).",
            "A loop from a test entry through the fine-tuned model, the grading prompt and "
            "the judge LLM to parse_score and the averaged scores, with sample replies and "
-           "their parsed scores.", draw_ch07_judge_loop),
+           "their parsed scores.", draw_ch07_judge_loop,
+           "The parsed scores are parse_score's real output."),
 ]
 
 
@@ -1559,6 +1577,11 @@ def draw_all(names=None):
     return {f.name: render(f) for f in chosen}
 
 
+def manifest_entry(figure):
+    return {"notebook": figure.notebook, "after_cell": figure.anchor,
+            "caption": figure.caption, "source": figure.source, "alt": figure.alt}
+
+
 def write_figures(drawn):
     FIGURES_DIR.mkdir(exist_ok=True)
     for name, (svg, png) in drawn.items():
@@ -1566,8 +1589,7 @@ def write_figures(drawn):
         (FIGURES_DIR / f"{name}.png").write_bytes(png)
     manifest = {
         "drawn_with": versions(),
-        "figures": {f.name: {"notebook": f.notebook, "after_cell": f.anchor,
-                             "caption": f.caption, "alt": f.alt} for f in FIGURES},
+        "figures": {f.name: manifest_entry(f) for f in FIGURES},
     }
     (FIGURES_DIR / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n",
                                         encoding="utf-8")
@@ -1586,8 +1608,7 @@ def check_figures(drawn):
         problems.append("figures/manifest.json lists other figures than the script draws")
     for f in FIGURES:
         entry = manifest.get("figures", {}).get(f.name)
-        if entry and entry != {"notebook": f.notebook, "after_cell": f.anchor,
-                               "caption": f.caption, "alt": f.alt}:
+        if entry and entry != manifest_entry(f):
             problems.append(f"{f.name}: caption, alt text or place in figures/manifest.json "
                             "differs")
     for name, new in drawn.items():
@@ -1612,7 +1633,8 @@ def check_figures(drawn):
 def figure_cell(figure, png):
     data = base64.b64encode(png).decode("ascii")
     alt = figure.alt.replace("[", "(").replace("]", ")")
-    source = f"![{alt}](data:image/png;base64,{data})\n\n*Figure: {figure.caption}*"
+    caption = f"*Figure: {figure.caption}*" + (f" {figure.source}" if figure.source else "")
+    source = f"![{alt}](data:image/png;base64,{data})\n\n{caption}"
     lines = source.splitlines(keepends=True)
     # keys in the order nbformat writes them (sorted)
     return {"cell_type": "markdown",
