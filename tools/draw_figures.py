@@ -1321,7 +1321,7 @@ FIGURES = [
            "each ID to a row of four embedding values.", draw_ch02_pipeline,
            "Token IDs from GPT-2's tokenizer; the vectors are rows of a random, untrained "
            "nn.Embedding (seed 123), 4 numbers wide."),
-    Figure("ch02_sliding_window", "ch02_text_data.ipynb", "5eeb5c64",
+    Figure("ch02_sliding_window", "ch02_text_data.ipynb", "4ea6a5aa",
            "Every window of max_length tokens is an input; its target is the same window moved "
            "one token right. The stride sets how far the next window starts.",
            "The first tokens of The Verdict with input and target windows of 4 tokens, for "
@@ -1334,7 +1334,7 @@ FIGURES = [
            "embeddings; the repeated token has equal token rows but different sums.",
            draw_ch02_token_plus_position,
            "Random, untrained embeddings (seed 123), 5 numbers per token."),
-    Figure("ch03_one_query", "ch03_attention.ipynb", "5057ea43",
+    Figure("ch03_one_query", "ch03_attention.ipynb", "0d57eb89",
            "Attention for one query in three steps: dot-product scores, softmax into weights "
            "that sum to 1, then a weighted sum of the inputs.",
            "The query journey is scored against all six input vectors, the scores become "
@@ -1348,7 +1348,7 @@ FIGURES = [
            "Matrix shapes: X (6, 3) times W_query, W_key, W_value (3, 2) gives Q, K, V "
            "(6, 2); Q times K transposed is (6, 6); weights times V is Z (6, 2).",
            draw_ch03_qkv),
-    Figure("ch03_causal_mask", "ch03_attention.ipynb", "d3592c81",
+    Figure("ch03_causal_mask", "ch03_attention.ipynb", "bca6bfac",
            "The causal mask removes every weight above the diagonal; renormalising the rows "
            "makes each sum to 1 again, exactly what a softmax over \u2212\u221e scores gives.",
            "Three 6 by 6 attention weight matrices: unmasked, with the upper triangle zeroed "
