@@ -58,7 +58,7 @@ def peak_memory_mib(pid):
 
 
 class ProgressClient(NotebookClient):
-    """A NotebookClient that prints each cell's number and time as it finishes."""
+    """A NotebookClient that echoes what cells print and each cell's time as it finishes."""
 
     def __init__(self, nb, name, **kwargs):
         super().__init__(nb, **kwargs)
@@ -71,6 +71,14 @@ class ProgressClient(NotebookClient):
 
     def _start(self, cell, cell_index):
         self._cell_started = time.monotonic()
+
+    def output(self, outs, msg, display_id, cell_index):
+        # Echo printed lines as they come, so a long training cell shows signs of life.
+        if msg["msg_type"] == "stream":
+            for line in msg["content"]["text"].splitlines():
+                if line.strip():
+                    print(f"    | {line.strip()[-100:]}", flush=True)
+        return super().output(outs, msg, display_id, cell_index)
 
     def _finished(self, cell, cell_index, execute_reply):
         self.done += 1

@@ -1,0 +1,56 @@
+"""tools/run_notebooks.py: runs a notebook in a fresh kernel at the chosen size and stores its outputs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOL = ROOT / "tools" / "run_notebooks.py"
+
+
+def run_tool(*args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # kernels start in the notebook's folder
+    return subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT, env=env)
+
+
+def test_outputs_are_written_back_with_the_run_size_and_progress(tmp_path, monkeypatch):
+    path = tmp_path / "demo.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Demo"),
+                nbformat.v4.new_code_cell("from previous_chapters import run_size\nprint(run_size())"),
+                nbformat.v4.new_code_cell("6 * 7")]
+    nbformat.write(nb, path)
+    monkeypatch.setenv("LLM_COURSE_QUICK", "1")  # the tool's --mode wins over CI's switch
+
+    result = run_tool(path, "--mode", "laptop")
+
+    assert result.returncode == 0, result.stderr
+    ran = nbformat.read(path, as_version=4)
+    assert ran.cells[1].outputs[0]["text"] == "laptop\n"
+    assert ran.cells[2].outputs[0]["data"]["text/plain"] == "42"
+    assert "| laptop" in result.stdout  # printed lines are echoed as they come
+    assert "cell 2/2" in result.stdout and "demo.ipynb: done in" in result.stdout
+
+
+def test_a_failing_cell_leaves_the_notebook_unwritten(tmp_path):
+    path = tmp_path / "broken.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("1 / 0")]
+    nbformat.write(nb, path)
+    before = path.read_text()
+
+    result = run_tool(path, "--mode", "quick")
+
+    assert result.returncode == 1
+    assert "FAILED" in result.stderr and "ZeroDivisionError" in result.stderr
+    assert path.read_text() == before
+
+
+def test_a_missing_notebook_is_one_line_and_exit_2(tmp_path):
+    result = run_tool(tmp_path / "nope.ipynb", "--mode", "quick")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: no such notebook: {tmp_path / 'nope.ipynb'}"
