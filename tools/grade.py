@@ -116,7 +116,7 @@ def current_env_kernel():
     """NotebookClient options for a kernel that runs with this Python, whatever kernels are
     installed elsewhere (as nbval's --nbval-current-env does)."""
     import ipykernel.kernelspec
-    from jupyter_client import KernelManager
+    from jupyter_client import AsyncKernelManager
     from jupyter_client.kernelspec import KernelSpecManager
     from traitlets import default
 
@@ -127,7 +127,7 @@ def current_env_kernel():
                                               **ipykernel.kernelspec.get_kernel_dict())
             return super().get_kernel_spec(kernel_name)
 
-    class CurrentEnvKernelManager(KernelManager):
+    class CurrentEnvKernelManager(AsyncKernelManager):  # nbclient needs the async one
         @default("kernel_spec_manager")
         def _kernel_spec_manager_default(self):
             return CurrentEnvKernelSpecs(data_dir=self.data_dir)
