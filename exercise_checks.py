@@ -70,6 +70,8 @@ def first_line(error):
 def judge(exercise_id, *answer):
     """Run the judge of one exercise on an answer; returns (passed, message)."""
     _, judge_function = EXERCISES[exercise_id]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the checks' models are tiny: one thread is fastest
     try:
         with torch.random.fork_rng(devices=[]):  # leave the learner's random state alone
             praise = judge_function(*answer)
@@ -77,6 +79,8 @@ def judge(exercise_id, *answer):
         return False, str(hint)
     except Exception as error:  # raised by the learner's code while the check ran it
         return False, f"your code raised {first_line(error)} while the check ran it; try it on a small input yourself."
+    finally:
+        torch.set_num_threads(threads)
     return True, praise or "well done."
 
 
