@@ -20,6 +20,7 @@ to SUBMISSIONS. Exit status: 0 when every notebook was graded, 2 for bad argumen
 import argparse
 import csv
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -150,8 +151,16 @@ def run_one(notebook_path, workdir, results_path, timeout):
             results["verdicts"][cell.metadata["exercise"]] = read_verdict(cell)
             save()
 
+    deadline = []
+
+    def time_left(cell):
+        # One limit for the whole notebook, counted from its first cell (after the kernel started).
+        if not deadline:
+            deadline.append(time.monotonic() + timeout)
+        return max(1, math.ceil(deadline[0] - time.monotonic()))
+
     notebook = nbformat.read(notebook_path, as_version=4)
-    client = NotebookClient(notebook, **current_env_kernel(), timeout=timeout, allow_errors=True,
+    client = NotebookClient(notebook, **current_env_kernel(), timeout_func=time_left, allow_errors=True,
                             resources={"metadata": {"path": str(workdir)}},
                             on_cell_executed=on_cell_executed)
     try:
@@ -159,7 +168,7 @@ def run_one(notebook_path, workdir, results_path, timeout):
     except Exception as error:  # a cell timed out, the kernel died, ...
         name = type(error).__name__
         if name == "CellTimeoutError":
-            results["notebook_error"] = f"a cell ran past the time limit ({timeout:g} s)"
+            results["notebook_error"] = f"the notebook ran past the time limit ({timeout:g} s)"
         elif name == "DeadKernelError":
             results["notebook_error"] = "the notebook's kernel died (crashed or exited)"
         else:
