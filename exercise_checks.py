@@ -111,6 +111,10 @@ def need(condition, hint):
         raise NotYet(hint)
 
 
+def need_defined(obj, name):
+    need(obj is not None and obj is not Ellipsis, f"`{name}` is not defined yet: write it in the cell above.")
+
+
 def need_callable(obj, name):
     need(obj is not None and obj is not Ellipsis, f"`{name}` is not defined yet: write it in the cell above.")
     need(callable(obj), f"`{name}` should be a function (or class) you can call.")
@@ -289,6 +293,7 @@ def _ch03_ex1(copy_weights):
 
 @exercise("ch03_ex2", "attention with a 2-dimensional output")
 def _ch03_ex2(mha_2d):
+    need_defined(mha_2d, "mha_2d")
     need(isinstance(mha_2d, pc.MultiHeadAttentionWrapper),
          "`mha_2d` should be a MultiHeadAttentionWrapper (from previous_chapters).")
     need(len(mha_2d.heads) == 2, "the exercise asks for two heads.")
@@ -313,6 +318,7 @@ def _ch03_ex2(mha_2d):
 
 @exercise("ch03_ex3", "a GPT-2-sized multi-head attention module and its parameters")
 def _ch03_ex3(mha_gpt2, count_parameters):
+    need_defined(mha_gpt2, "mha_gpt2")
     need(isinstance(mha_gpt2, pc.MultiHeadAttention),
          "`mha_gpt2` should be a MultiHeadAttention (from previous_chapters).")
     need(mha_gpt2.W_query.in_features == 768 and mha_gpt2.d_out == 768,
@@ -358,6 +364,7 @@ def _ch04_ex1(block_param_counts):
 
 @exercise("ch04_ex2", "GPT-2 medium, large and XL")
 def _ch04_ex2(gpt2_configs, count_gpt_params):
+    need_defined(gpt2_configs, "gpt2_configs")
     need(isinstance(gpt2_configs, dict), "`gpt2_configs` should be a dict of configurations.")
     for name, size_name in [("gpt2-medium", "gpt2-medium (355M)"), ("gpt2-large", "gpt2-large (774M)"),
                             ("gpt2-xl", "gpt2-xl (1558M)")]:
@@ -442,6 +449,7 @@ def _tiny_generation_model():
 
 @exercise("ch05_ex2", "settings that make generation deterministic")
 def _ch05_ex2(deterministic_kwargs, generate_reproducibly):
+    need_defined(deterministic_kwargs, "deterministic_kwargs")
     need(isinstance(deterministic_kwargs, dict), "`deterministic_kwargs` should be a dict of settings for generate().")
     model, idx = _tiny_generation_model()
     outputs = []

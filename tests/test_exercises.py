@@ -409,6 +409,7 @@ def test_grader_on_right_wrong_crashing_and_endless_submissions(tmp_path):
     # endless loop (one that sleeps, to spare the CPU; a busy loop ends the same way)
     _variant(submissions / "dee.ipynb", {"ch03_ex3-answer": "import time\nwhile True:\n    time.sleep(0.1)"})
     (submissions / "eve").mkdir()  # a student folder without a notebook
+    (submissions / "fay.ipynb").write_text("{ not a notebook")
     course_files = _digest(grade.SUPPORT_FILES + ["exercises/ch03_exercises.ipynb"])
 
     result = _run_grader(submissions, "--chapter", "ch03", "--timeout", "30", "--jobs", "2",
@@ -426,6 +427,7 @@ def test_grader_on_right_wrong_crashing_and_endless_submissions(tmp_path):
     assert status[("dee", "ch03_ex1")] == status[("dee", "ch03_ex2")] == "pass"
     assert status[("dee", "ch03_ex3")] == "error" and "time limit" in rows[("dee", "ch03_ex3")][1]
     assert status[("eve", "ch03_ex1")] == "error" and "no notebook" in rows[("eve", "ch03_ex1")][1]
+    assert status[("fay", "ch03_ex2")] == "error" and "could not be read" in rows[("fay", "ch03_ex2")][1]
     summary = (tmp_path / "grades_ch03.txt").read_text()
     assert "ada" in summary and "3/3" in summary and summary in result.stdout
     assert _digest(course_files) == course_files  # the course's own files are untouched

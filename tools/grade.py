@@ -195,9 +195,9 @@ def kill_tree(pid):
 def grade_notebook(notebook_path, chapter, timeout=300.0, checks=None):
     """{exercise id: (status, detail)} for one notebook, run in a temporary copy."""
     checks = checks or canonical_checks(chapter)
-    run_dir = Path(tempfile.mkdtemp(prefix="grade-"))
-    workdir, results_path = run_dir / "work", run_dir / "results.json"
-    workdir.mkdir()
+    # The notebook runs in workdir; the runner's own files are kept in another folder.
+    run_dir, workdir = Path(tempfile.mkdtemp(prefix="grade-")), Path(tempfile.mkdtemp(prefix="grade-work-"))
+    results_path = run_dir / "results.json"
     outcome = {}
     try:
         for name in SUPPORT_FILES:
@@ -210,10 +210,11 @@ def grade_notebook(notebook_path, chapter, timeout=300.0, checks=None):
         env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
         code = ("import sys; sys.path.insert(0, sys.argv[1]); import grade; "
                 "grade.run_one(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))")
+        stderr_file = open(run_dir / "stderr.txt", "w")
         child = subprocess.Popen(
             [sys.executable, "-c", code, str(ROOT / "tools"), str(workdir / "submission.ipynb"),
              str(workdir), str(results_path), str(timeout)],
-            cwd=run_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=run_dir, env=env, stdout=subprocess.DEVNULL, stderr=stderr_file,
             start_new_session=True)
         timed_out = False
         try:
@@ -222,6 +223,7 @@ def grade_notebook(notebook_path, chapter, timeout=300.0, checks=None):
             timed_out = True
         kill_tree(child.pid)  # the kernel too, should it outlive the run
         child.wait()
+        stderr_file.close()
         try:
             results = json.loads(results_path.read_text())
         except (OSError, ValueError):
@@ -230,13 +232,15 @@ def grade_notebook(notebook_path, chapter, timeout=300.0, checks=None):
         if timed_out:
             problem = f"the notebook ran past the time limit ({timeout:g} s)"
         elif problem is None and child.returncode != 0:
-            problem = "the grading process failed (exit status %s)" % child.returncode
+            lines = (run_dir / "stderr.txt").read_text(errors="replace").strip().splitlines()
+            problem = f"the grading process failed: {lines[-1] if lines else child.returncode}"
         for exercise in checks:
             verdict = results["verdicts"].get(exercise)
             outcome[exercise] = tuple(verdict) if verdict else ("error", problem or "the check did not run")
         return outcome
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def write_reports(rows, exercises, chapter, out_dir, timeout):

@@ -38,7 +38,7 @@ else:
 INTRO = """\
 # {title}
 
-Exercises on the ideas of [`{notebook}`](../{notebook}). For each exercise, write your
+Exercises on the ideas of `{notebook}`. For each exercise, write your
 answer in the cell that starts with `{mark}` (replace the `...` or `None`), run it, and
 then run the check cell below it. The check tries your code on inputs of its own and
 tells you whether it works, with a hint when it does not. Add cells of your own wherever
@@ -111,7 +111,7 @@ def execute(notebook, folder, timeout=600):
 
     from grade import current_env_kernel
 
-    NotebookClient(notebook, **current_env_kernel(), timeout=timeout,
+    NotebookClient(notebook, **current_env_kernel(), timeout=timeout, coalesce_streams=True,
                    resources={"metadata": {"path": str(folder)}}).execute()
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
