@@ -46,9 +46,9 @@ you like, but keep the check cells as they are.
 
 **What you need beside this notebook:** `previous_chapters.py` (the course's code) and
 `exercise_checks.py` (the checks), in the same folder as the notebook or one folder up
-(as in the course repository, where this notebook is in `exercises/`). Nothing is
-downloaded: the exercises use small models with random weights, and every cell runs in
-seconds on a CPU."""
+(as in the course repository, where this notebook is in `exercises/`). The exercises
+use small models with random weights and download nothing (tiktoken fetches GPT-2's
+vocabulary once, as in the chapters); every cell runs in seconds on a CPU."""
 
 SOLUTION_INTRO = """\
 # {title}: solutions
