@@ -419,8 +419,9 @@ def test_grader_on_right_wrong_crashing_and_endless_submissions(tmp_path):
     # crashing: deletes the files it was given, then kills its own kernel
     _variant(submissions / "cy.ipynb", {"ch03_ex2-answer":
              "import os\nfor name in os.listdir('.'):\n    os.remove(name)\nos._exit(1)"})
-    # endless loop (one that sleeps, to spare the CPU; a busy loop ends the same way)
-    _variant(submissions / "dee.ipynb", {"ch03_ex3-answer": "import time\nwhile True:\n    time.sleep(0.1)"})
+    # endless loop (one that sleeps, to spare the CPU; a busy loop ends the same way);
+    # named to come first, so that the other notebooks run while it waits for its time limit
+    _variant(submissions / "abe.ipynb", {"ch03_ex3-answer": "import time\nwhile True:\n    time.sleep(0.1)"})
     (submissions / "eve").mkdir()  # a student folder without a notebook
     (submissions / "fay.ipynb").write_text("{ not a notebook")
     course_files = _digest(grade.SUPPORT_FILES + ["exercises/ch03_exercises.ipynb"])
@@ -437,8 +438,8 @@ def test_grader_on_right_wrong_crashing_and_endless_submissions(tmp_path):
     assert status[("cy", "ch03_ex1")] == "pass"
     assert status[("cy", "ch03_ex2")] == status[("cy", "ch03_ex3")] == "error"
     assert "kernel died" in rows[("cy", "ch03_ex3")][1]
-    assert status[("dee", "ch03_ex1")] == status[("dee", "ch03_ex2")] == "pass"
-    assert status[("dee", "ch03_ex3")] == "error" and "time limit" in rows[("dee", "ch03_ex3")][1]
+    assert status[("abe", "ch03_ex1")] == status[("abe", "ch03_ex2")] == "pass"
+    assert status[("abe", "ch03_ex3")] == "error" and "time limit" in rows[("abe", "ch03_ex3")][1]
     assert status[("eve", "ch03_ex1")] == "error" and "no notebook" in rows[("eve", "ch03_ex1")][1]
     assert status[("fay", "ch03_ex2")] == "error" and "could not be read" in rows[("fay", "ch03_ex2")][1]
     summary = (tmp_path / "grades_ch03.txt").read_text()
