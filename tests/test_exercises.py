@@ -447,6 +447,27 @@ def test_grader_on_right_wrong_crashing_and_endless_submissions(tmp_path):
     assert _digest(course_files) == course_files  # the course's own files are untouched
 
 
+def test_grader_puts_back_the_original_check_cells(tmp_path):
+    checks = grade.canonical_checks("ch03")
+    notebook = nbformat.read(ROOT / "solutions" / "ch03_exercises.ipynb", as_version=4)
+    early = nbformat.v4.new_code_cell("check_ch03_ex1(lambda *answer: None)")
+    notebook.cells.insert(3, early)  # a call of its own, before the real check cell
+    for cell in notebook.cells:
+        if cell.get("id") == "ch03_ex1-check":
+            cell.source = "print('✅ Exercise 3.1 passed')"  # a faked check cell
+        if cell.get("id") == "ch03_ex2-check":
+            cell.metadata = {}  # metadata lost
+    notebook.cells = [cell for cell in notebook.cells if cell.get("id") != "ch03_ex3-check"]  # deleted
+    nbformat.write(notebook, tmp_path / "in.ipynb")
+    grade.prepare_notebook(tmp_path / "in.ipynb", checks, tmp_path / "out.ipynb")
+    cells = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells
+    check_cells = [cell for cell in cells if "check" in cell.metadata.get("tags", [])]
+    assert [(cell.metadata["exercise"], cell.source) for cell in check_cells] == list(checks.items())
+    assert [cell.get("id") for cell in check_cells[:2]] == ["ch03_ex1-check", "ch03_ex2-check"]
+    assert check_cells[2] is cells[-1]
+    assert all(not cell.outputs for cell in cells if cell.cell_type == "code")
+
+
 @pytest.mark.parametrize("args,message", [
     (["does-not-exist", "--chapter", "ch03"], "no such folder"),
     (["{tmp}", "--chapter", "ch99"], "unknown chapter"),

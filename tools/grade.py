@@ -75,26 +75,33 @@ def first_line(text):
 
 
 def prepare_notebook(source_path, checks, destination):
-    """Copy a submission to destination with the original check cells, outputs cleared."""
+    """Copy a submission to destination with the original check cells, outputs cleared.
+
+    An exercise's check cell is the first cell tagged "check" for it or, when its metadata
+    got lost, the first cell that calls its check function; it gets the original source.
+    No other cell counts as a check cell. Missing check cells are added at the end."""
     import nbformat
 
     notebook = nbformat.read(source_path, as_version=4)
-    seen = set()
-    for cell in notebook.cells:
-        exercise = cell.metadata.get("exercise") if cell.cell_type == "code" else None
-        if cell.cell_type == "code":
-            if exercise not in checks or "check" not in cell.metadata.get("tags", []):
-                # A check cell whose metadata got lost still calls its check function.
-                exercise = next((e for e in checks if f"check_{e}(" in cell.source and e not in seen), None)
-            if exercise in checks and exercise not in seen and (
-                    "check" in cell.metadata.get("tags", []) or f"check_{exercise}(" in cell.source):
-                cell.source = checks[exercise]
-                cell.metadata["tags"] = ["check"]
-                cell.metadata["exercise"] = exercise
-                seen.add(exercise)
-            cell.outputs, cell.execution_count = [], None
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    chosen = {}
+    for cell in code_cells:
+        exercise = cell.metadata.get("exercise")
+        if "check" in cell.metadata.get("tags", []) and exercise in checks:
+            chosen.setdefault(exercise, cell)
+    for cell in code_cells:
+        for exercise in checks:
+            if exercise not in chosen and f"check_{exercise}(" in cell.source and cell not in chosen.values():
+                chosen[exercise] = cell
+    for cell in code_cells:
+        cell.metadata["tags"] = [tag for tag in cell.metadata.get("tags", []) if tag != "check"]
+        cell.outputs, cell.execution_count = [], None
+    for exercise, cell in chosen.items():
+        cell.source = checks[exercise]
+        cell.metadata["tags"].append("check")
+        cell.metadata["exercise"] = exercise
     for exercise, source in checks.items():
-        if exercise not in seen:
+        if exercise not in chosen:
             notebook.cells.append(nbformat.v4.new_code_cell(
                 source, metadata={"tags": ["check"], "exercise": exercise}))
     nbformat.write(notebook, destination)
