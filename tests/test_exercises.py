@@ -1,0 +1,508 @@
+"""The exercises: notebooks up to date, checks that reject wrong answers, solutions that
+pass, and the grader (tools/grade.py) on a folder of fake submissions.
+
+The slow tests start Jupyter kernels (a few seconds each); the checks themselves use
+small models.
+"""
+
+import csv
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+import torch.nn as nn
+
+import exercise_checks as ec
+import previous_chapters as pc
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import grade  # noqa: E402
+import make_exercises  # noqa: E402
+from exercise_text import CHAPTERS  # noqa: E402
+
+ALL_IDS = [exercise["id"] for spec in CHAPTERS.values() for exercise in spec["exercises"]]
+
+
+# ---------------------------------------------------------------------------
+# The notebooks and the registry agree
+# ---------------------------------------------------------------------------
+
+def test_notebooks_match_exercise_text(capsys):
+    assert make_exercises.main(["--check"]) == 0, capsys.readouterr().out
+
+
+def test_every_chapter_has_three_to_five_checked_exercises():
+    assert sorted(CHAPTERS) == ["ch02", "ch03", "ch04", "ch05", "ch06", "ch07"]
+    assert ALL_IDS == list(ec.EXERCISES)
+    for chapter, spec in CHAPTERS.items():
+        assert 3 <= len(spec["exercises"]) <= 5, chapter
+        assert ec.chapter_exercises(chapter) == [e["id"] for e in spec["exercises"]]
+        assert grade.canonical_checks(chapter) == {
+            e["id"]: make_exercises.check_source(e) for e in spec["exercises"]}
+
+
+@pytest.mark.parametrize("folder", ["exercises", "solutions"])
+def test_notebook_cells_carry_their_role_in_metadata(folder):
+    for chapter in CHAPTERS:
+        notebook = nbformat.read(ROOT / folder / f"{chapter}_exercises.ipynb", as_version=4)
+        for cell in notebook.cells:
+            assert "NBVAL" not in cell.source
+        answers = [c for c in notebook.cells if "answer" in c.metadata.get("tags", [])]
+        checks = [c for c in notebook.cells if "check" in c.metadata.get("tags", [])]
+        assert [c.metadata["exercise"] for c in checks] == ec.chapter_exercises(chapter)
+        assert [c.metadata["exercise"] for c in answers] == ec.chapter_exercises(chapter)
+        if folder == "exercises":
+            assert all(c.source.startswith(make_exercises.ANSWER_MARK) for c in answers)
+            assert all(not c.outputs for c in notebook.cells if c.cell_type == "code")
+
+
+def test_stored_solution_outputs_show_every_check_passing():
+    for chapter in CHAPTERS:
+        notebook = nbformat.read(ROOT / "solutions" / f"{chapter}_exercises.ipynb", as_version=4)
+        for cell in notebook.cells:
+            if "check" in cell.metadata.get("tags", []):
+                assert grade.read_verdict(cell) == ("pass", ""), (chapter, cell.metadata["exercise"])
+
+
+# ---------------------------------------------------------------------------
+# Every check rejects wrong answers, with a hint and without the answer
+# ---------------------------------------------------------------------------
+
+def _linear_copy(transpose, keys=("W_query", "W_key", "W_value")):
+    def copy_weights(sa_v2, sa_v1):
+        for key in keys:
+            weight = getattr(sa_v2, key).weight.detach()
+            setattr(sa_v1, key, nn.Parameter((weight.T if transpose else weight).clone()))
+    return copy_weights
+
+
+def _copy_backwards(sa_v2, sa_v1):
+    with torch.no_grad():
+        for key in ("W_query", "W_key", "W_value"):
+            getattr(sa_v2, key).weight.copy_(getattr(sa_v1, key).T)
+
+
+GPT2_CONFIGS = {name: {**pc.GPT_CONFIG_124M, **pc.MODEL_CONFIGS[full]} for name, full in
+                [("gpt2-medium", "gpt2-medium (355M)"), ("gpt2-large", "gpt2-large (774M)"),
+                 ("gpt2-xl", "gpt2-xl (1558M)")]}
+
+
+def _count_without_head(cfg):
+    model_params = sum(p.numel() for p in pc.GPTModel(cfg).parameters())
+    return model_params - cfg["emb_dim"] * cfg["vocab_size"]
+
+
+class _OnlyEmbeddingDropout(pc.GPTModel):
+    def __init__(self, cfg):
+        super().__init__({**cfg, "drop_rate": cfg["drop_rate_emb"]})
+
+
+def _save_weights_only(path, model, optimizer, config):
+    pc.save_gpt_checkpoint(path, model, config)
+
+
+def _load_with_fresh_optimizer(path):
+    model, _ = pc.load_gpt_checkpoint(path)
+    return model, torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1)
+
+
+def _losses(eval_mode, swap=False):
+    def train_val_losses(model, text, context_length, train_ratio):
+        split = int(train_ratio * len(text))
+        if eval_mode:
+            model.eval()
+        else:
+            model.train()
+        losses = []
+        for part in (text[:split], text[split:]):
+            loader = pc.create_dataloader_v1(part, batch_size=2, max_length=context_length,
+                                             stride=context_length, shuffle=False, drop_last=False)
+            losses.append(pc.calc_loss_loader(loader, model, "cpu"))
+        return tuple(losses[::-1]) if swap else tuple(losses)
+    return train_val_losses
+
+
+def _last_block_without_norm(model, mode):
+    for p in model.parameters():
+        p.requires_grad = mode == "all"
+    if mode == "last_block":
+        for part in (model.trf_blocks[-1], model.out_head):
+            for p in part.parameters():
+                p.requires_grad = True
+
+
+def _set_trainable(model, mode):
+    for p in model.parameters():
+        p.requires_grad = mode == "all"
+    if mode == "last_block":
+        for part in (model.trf_blocks[-1], model.final_norm, model.out_head):
+            for p in part.parameters():
+                p.requires_grad = True
+
+
+def _phi3(always_input):
+    def format_input_phi3(entry):
+        prompt = "<|user|>\n" + entry["instruction"]
+        if always_input or entry["input"].strip():
+            prompt += "\n" + entry["input"]
+        return prompt
+    return format_input_phi3
+
+
+def _phi3_example(entry):
+    return _phi3(False)(entry) + "\n<|assistant|>\n" + entry["output"]
+
+
+def _collate_masking(shift):
+    def collate_masked(batch, pad_token_id=50256, ignore_index=-100):
+        inputs, targets = pc.custom_collate_fn([ids for ids, _ in batch])
+        for row, (_, prompt_length) in enumerate(batch):
+            targets[row, :max(prompt_length + shift, 0)] = ignore_index
+        return inputs, targets
+    return collate_masked
+
+
+def _lora_without_freezing(model, rank, alpha):
+    return pc.replace_linear_with_lora(model, rank, alpha)
+
+
+def _mha_gpt2(**changes):
+    settings = {"d_in": 768, "d_out": 768, "context_length": 1024, "dropout": 0.0, "num_heads": 12}
+    settings.update(changes)
+    return pc.MultiHeadAttention(**settings)
+
+
+def _count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+# exercise id -> {description: a function returning the answer (the check's arguments)}
+WRONG_ANSWERS = {
+    "ch02_ex1": {
+        "single characters": lambda: (lambda text: list(text),),
+        "whitespace words": lambda: (lambda text: text.split(),),
+        "the pieces of one word, hard-coded": lambda: (lambda text: ["Ak", "w", "ir", "w", " ", "ier"],),
+        "not written yet": lambda: (None,),
+    },
+    "ch02_ex2": {
+        "shuffled": lambda: (lambda text, max_length, stride, batch_size: pc.create_dataloader_v1(
+            text, batch_size, max_length, stride, shuffle=True, drop_last=False),),
+        "last batch dropped": lambda: (lambda text, max_length, stride, batch_size: pc.create_dataloader_v1(
+            text, batch_size, max_length, stride, shuffle=False, drop_last=True),),
+        "length and stride swapped": lambda: (lambda text, max_length, stride, batch_size: pc.create_dataloader_v1(
+            text, batch_size, stride, max_length, shuffle=False, drop_last=False),),
+        "a stub": lambda: (lambda text, max_length, stride, batch_size: ...,),
+    },
+    "ch02_ex3": {
+        "negative when windows are apart": lambda: (lambda max_length, stride: max_length - stride,),
+        "the stride": lambda: (lambda max_length, stride: stride,),
+        "the number for 256/128, hard-coded": lambda: (lambda max_length, stride: 128,),
+    },
+    "ch03_ex1": {
+        "no transpose": lambda: (_linear_copy(transpose=False),),
+        "only the queries": lambda: (_linear_copy(transpose=True, keys=("W_query",)),),
+        "copied the wrong way": lambda: (_copy_backwards,),
+        "does nothing": lambda: (lambda sa_v2, sa_v1: None,),
+    },
+    "ch03_ex2": {
+        "4-dimensional output": lambda: (pc.MultiHeadAttentionWrapper(3, 2, 6, 0.0, num_heads=2),),
+        "one head": lambda: (pc.MultiHeadAttentionWrapper(3, 2, 6, 0.0, num_heads=1),),
+        "another class": lambda: (pc.MultiHeadAttention(3, 2, 6, 0.0, num_heads=2),),
+        "too short a context": lambda: (pc.MultiHeadAttentionWrapper(3, 1, 4, 0.0, num_heads=2),),
+    },
+    "ch03_ex3": {
+        "the count, hard-coded": lambda: (_mha_gpt2(), lambda module: 2_360_064),
+        "only trainable parameters": lambda: (
+            _mha_gpt2(), lambda module: sum(p.numel() for p in module.parameters() if p.requires_grad)),
+        "weights without biases": lambda: (
+            _mha_gpt2(), lambda module: sum(p.numel() for p in module.parameters() if p.dim() > 1)),
+        "8 heads": lambda: (_mha_gpt2(num_heads=8), _count),
+        "a 256-token context": lambda: (_mha_gpt2(context_length=256), _count),
+    },
+    "ch04_ex1": {
+        "GPT-2 small's numbers, hard-coded": lambda: (
+            lambda cfg: {"feed_forward": 4_722_432, "attention": 2_360_064},),
+        "weights without biases": lambda: (lambda cfg: {
+            "feed_forward": 8 * cfg["emb_dim"] ** 2, "attention": 4 * cfg["emb_dim"] ** 2},),
+        "swapped": lambda: (lambda cfg: {
+            "feed_forward": _count(pc.TransformerBlock(cfg).att),
+            "attention": _count(pc.TransformerBlock(cfg).ff)},),
+    },
+    "ch04_ex2": {
+        "medium with 12 heads": lambda: (
+            {**GPT2_CONFIGS, "gpt2-medium": {**GPT2_CONFIGS["gpt2-medium"], "n_heads": 12}},
+            lambda cfg: _count(pc.GPTModel(cfg))),
+        "the output head forgotten": lambda: (GPT2_CONFIGS, _count_without_head),
+        "a count that ignores the configuration": lambda: (GPT2_CONFIGS, lambda cfg: 406_212_608),
+        "only the three changed settings": lambda: (
+            {name: dict(pc.MODEL_CONFIGS[full]) for name, full in
+             [("gpt2-medium", "gpt2-medium (355M)"), ("gpt2-large", "gpt2-large (774M)"),
+              ("gpt2-xl", "gpt2-xl (1558M)")]}, _count),
+    },
+    "ch04_ex3": {
+        "plain GPTModel": lambda: (pc.GPTModel,),
+        "one rate for everything": lambda: (_OnlyEmbeddingDropout,),
+        "not written yet": lambda: (None,),
+    },
+    "ch05_ex1": {
+        "multiplied instead of divided": lambda: (lambda logits, t: torch.softmax(logits * t, dim=-1),),
+        "temperature ignored": lambda: (lambda logits, t: torch.softmax(logits, dim=-1),),
+        "no softmax": lambda: (lambda logits, t: logits / t,),
+    },
+    "ch05_ex2": {
+        "sampling settings": lambda: ({"temperature": 1.0, "top_k": 5},
+                                      lambda m, idx, n, ctx, seed: pc.generate(m, idx, n, ctx)),
+        "no seed": lambda: ({"temperature": 0.0}, lambda m, idx, n, ctx, seed: pc.generate(
+            m, idx, n, ctx, temperature=1.0, top_k=5)),
+        "greedy instead of sampling": lambda: ({"temperature": 0.0},
+                                               lambda m, idx, n, ctx, seed: pc.generate(m, idx, n, ctx)),
+    },
+    "ch05_ex3": {
+        "dropout left on": lambda: (_losses(eval_mode=False),),
+        "swapped": lambda: (_losses(eval_mode=True, swap=True),),
+        "numbers, hard-coded": lambda: (lambda model, text, context_length, ratio: (10.98, 10.99),),
+    },
+    "ch05_ex4": {
+        "optimizer state not saved": lambda: (_save_weights_only, _load_with_fresh_optimizer),
+        "loads nothing": lambda: (_save_weights_only, lambda path: None),
+    },
+    "ch06_ex1": {
+        "last token": lambda: (pc.calc_classifier_loss_batch,),
+        "all positions": lambda: (lambda inputs, targets, model, device: torch.nn.functional.cross_entropy(
+            model(inputs).flatten(0, 1), targets.repeat_interleave(inputs.shape[1])),),
+    },
+    "ch06_ex2": {
+        "final norm left frozen": lambda: (_last_block_without_norm, _count),
+        "counts every parameter": lambda: (_set_trainable, _count),
+        "nothing changes": lambda: (lambda model, mode: model,
+                                    lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)),
+    },
+    "ch06_ex3": {
+        "padded to the longest message": lambda: (
+            lambda csv_file, tokenizer, model: pc.SpamDataset(csv_file, tokenizer),),
+        "padded with zeros": lambda: (lambda csv_file, tokenizer, model: pc.SpamDataset(
+            csv_file, tokenizer, max_length=model.pos_emb.weight.shape[0], pad_token_id=0),),
+    },
+    "ch07_ex1": {
+        "input line even when empty": lambda: (_phi3(always_input=True), _phi3_example),
+        "Alpaca style": lambda: (pc.format_input, _phi3_example),
+        "no new line before the assistant": lambda: (
+            _phi3(False), lambda entry: _phi3(False)(entry) + "<|assistant|>\n" + entry["output"]),
+    },
+    "ch07_ex2": {
+        "one target too many masked": lambda: (_collate_masking(0),),
+        "one too few": lambda: (_collate_masking(-2),),
+        "no masking": lambda: (lambda batch, pad_token_id=50256, ignore_index=-100:
+                               pc.custom_collate_fn([ids for ids, _ in batch]),),
+    },
+    "ch07_ex3": {
+        "not frozen": lambda: (_lora_without_freezing,),
+        "frozen, but no LoRA": lambda: (lambda model, rank, alpha: model.requires_grad_(False),),
+    },
+}
+
+
+def test_every_exercise_has_wrong_answers():
+    assert set(WRONG_ANSWERS) == set(ALL_IDS)
+
+
+@pytest.mark.parametrize("exercise_id,description", [
+    (exercise_id, description) for exercise_id, answers in WRONG_ANSWERS.items() for description in answers])
+def test_check_rejects_a_wrong_answer(exercise_id, description):
+    passed, message = ec.judge(exercise_id, *WRONG_ANSWERS[exercise_id][description]())
+    assert not passed, f"{exercise_id} accepted the wrong answer: {description}"
+    assert message and "\n" not in message
+    for number in ["2360064", "2,360,064", "4722432", "406212608", "406,212,608"]:
+        assert number not in message
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_exercise_stubs_fail_every_check_without_crashing(chapter):
+    namespace = {}
+    exec(CHAPTERS[chapter]["imports"], namespace)
+    for exercise in CHAPTERS[chapter]["exercises"]:
+        exec(compile(exercise["stub"], f"<{exercise['id']} stub>", "exec"), namespace)
+        passed, message = ec.judge(exercise["id"], *[namespace[name] for name in exercise["args"]])
+        assert not passed and message, exercise["id"]
+
+
+def test_check_shows_a_verdict_and_leaves_the_random_state_alone(capsys):
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    ec.check_ch02_ex3(lambda max_length, stride: max(max_length - stride, 0))
+    assert torch.equal(torch.rand(3), expected)
+    ec.check_ch02_ex3(lambda max_length, stride: 0)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("✅ Exercise 2.3 passed")
+    assert out[1].startswith("❌ Exercise 2.3, not yet")
+
+
+def test_learner_code_that_raises_is_a_failure_with_the_error_named():
+    def broken(text):
+        raise KeyError("oops")
+
+    passed, message = ec.judge("ch02_ex1", broken)
+    assert not passed and "KeyError" in message
+
+
+# ---------------------------------------------------------------------------
+# Solutions
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_solution_notebook_passes_every_check(chapter, capsys, monkeypatch):
+    # The code cells run top to bottom here, in this process, from solutions/ (a Jupyter
+    # kernel per notebook would cost several seconds each; the grader test below runs
+    # Chapter 3's solutions in one, and test_stored_solution_outputs_... reads the outputs
+    # of the nbclient run that make_exercises.py stored).
+    notebook = nbformat.read(ROOT / "solutions" / f"{chapter}_exercises.ipynb", as_version=4)
+    monkeypatch.chdir(ROOT / "solutions")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    namespace = {"__name__": "__main__"}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small models: one thread is fastest, on a busy machine by far
+    try:
+        with torch.random.fork_rng(devices=[]):
+            for cell in notebook.cells:
+                if cell.cell_type == "code":
+                    exec(compile(cell.source, f"<{chapter} {cell.get('id')}>", "exec"), namespace)
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    for exercise_id in ec.chapter_exercises(chapter):
+        assert f"✅ {ec.label(exercise_id)} passed" in out, out
+    assert "❌" not in out, out
+
+
+# ---------------------------------------------------------------------------
+# The grader
+# ---------------------------------------------------------------------------
+
+def _variant(destination, replacements):
+    notebook = nbformat.read(ROOT / "solutions" / "ch03_exercises.ipynb", as_version=4)
+    for cell in notebook.cells:
+        if cell.get("id") in replacements:
+            cell.source = replacements[cell.id]
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, destination)
+
+
+def _digest(paths):
+    return {path: hashlib.sha256((ROOT / path).read_bytes()).hexdigest() for path in paths}
+
+
+def _run_grader(*args):
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "grade.py"), *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def test_grader_on_right_wrong_crashing_and_endless_submissions(tmp_path):
+    submissions = tmp_path / "submissions"
+    # right: the solutions, stored in a subfolder, with a check cell "improved" by the student
+    _variant(submissions / "ada" / "ch03_exercises.ipynb",
+             {"ch03_ex1-check": "print('all good, trust me')"})
+    # wrong: the handed-out notebook with one exercise answered by printing the number
+    notebook = nbformat.read(ROOT / "exercises" / "ch03_exercises.ipynb", as_version=4)
+    for cell in notebook.cells:
+        if cell.get("id") == "ch03_ex2-answer":
+            cell.source = "mha_2d = MultiHeadAttentionWrapper(3, 1, 6, 0.0, num_heads=2)"
+        if cell.get("id") == "ch03_ex3-answer":
+            cell.source = "mha_gpt2 = None\n\ndef count_parameters(module):\n    return 2360064"
+    nbformat.write(notebook, submissions / "bob.ipynb")
+    # crashing: deletes the files it was given, then kills its own kernel
+    _variant(submissions / "cy.ipynb", {"ch03_ex2-answer":
+             "import os\nfor name in os.listdir('.'):\n    os.remove(name)\nos._exit(1)"})
+    # endless loop (one that sleeps, to spare the CPU; a busy loop ends the same way);
+    # named to come first, so that the other notebooks run while it waits for its time limit
+    _variant(submissions / "abe.ipynb", {"ch03_ex3-answer": "import time\nwhile True:\n    time.sleep(0.1)"})
+    (submissions / "eve").mkdir()  # a student folder without a notebook
+    (submissions / "fay.ipynb").write_text("{ not a notebook")
+    course_files = _digest(grade.SUPPORT_FILES + ["exercises/ch03_exercises.ipynb"])
+
+    result = _run_grader(submissions, "--chapter", "ch03", "--timeout", "30", "--jobs", "2",
+                         "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "grades_ch03.csv") as file:
+        rows = {(row["student"], row["exercise"]): (row["status"], row["detail"]) for row in csv.DictReader(file)}
+    status = {key: value[0] for key, value in rows.items()}
+    assert {status[("ada", e)] for e in ["ch03_ex1", "ch03_ex2", "ch03_ex3"]} == {"pass"}
+    assert status[("bob", "ch03_ex1")] == "fail" and status[("bob", "ch03_ex3")] == "fail"
+    assert status[("bob", "ch03_ex2")] == "pass"
+    assert status[("cy", "ch03_ex1")] == "pass"
+    assert status[("cy", "ch03_ex2")] == status[("cy", "ch03_ex3")] == "error"
+    assert "kernel died" in rows[("cy", "ch03_ex3")][1]
+    assert status[("abe", "ch03_ex1")] == status[("abe", "ch03_ex2")] == "pass"
+    assert status[("abe", "ch03_ex3")] == "error" and "time limit" in rows[("abe", "ch03_ex3")][1]
+    assert status[("eve", "ch03_ex1")] == "error" and "no notebook" in rows[("eve", "ch03_ex1")][1]
+    assert status[("fay", "ch03_ex2")] == "error" and "could not be read" in rows[("fay", "ch03_ex2")][1]
+    summary = (tmp_path / "grades_ch03.txt").read_text()
+    assert "ada" in summary and "3/3" in summary and summary in result.stdout
+    assert _digest(course_files) == course_files  # the course's own files are untouched
+
+
+def test_grader_puts_back_the_original_check_cells(tmp_path):
+    checks = grade.canonical_checks("ch03")
+    notebook = nbformat.read(ROOT / "solutions" / "ch03_exercises.ipynb", as_version=4)
+    early = nbformat.v4.new_code_cell("check_ch03_ex1(lambda *answer: None)")
+    notebook.cells.insert(3, early)  # a call of its own, before the real check cell
+    for cell in notebook.cells:
+        if cell.get("id") == "ch03_ex1-check":
+            cell.source = "print('✅ Exercise 3.1 passed')"  # a faked check cell
+        if cell.get("id") == "ch03_ex2-check":
+            cell.metadata = {}  # metadata lost
+    notebook.cells = [cell for cell in notebook.cells if cell.get("id") != "ch03_ex3-check"]  # deleted
+    nbformat.write(notebook, tmp_path / "in.ipynb")
+    grade.prepare_notebook(tmp_path / "in.ipynb", checks, tmp_path / "out.ipynb")
+    cells = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells
+    check_cells = [cell for cell in cells if "check" in cell.metadata.get("tags", [])]
+    assert [(cell.metadata["exercise"], cell.source) for cell in check_cells] == list(checks.items())
+    assert [cell.get("id") for cell in check_cells[:2]] == ["ch03_ex1-check", "ch03_ex2-check"]
+    assert check_cells[2] is cells[-1]
+    assert all(not cell.outputs for cell in cells if cell.cell_type == "code")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["does-not-exist", "--chapter", "ch03"], "no such folder"),
+    (["{tmp}", "--chapter", "ch99"], "unknown chapter"),
+    (["{tmp}", "--chapter", "ch03"], "no notebooks"),
+    (["{tmp}"], "required"),
+])
+def test_grader_rejects_bad_arguments_in_one_line(tmp_path, args, message):
+    result = _run_grader(*[arg.format(tmp=tmp_path) for arg in args])
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------------------
+# Handing a chapter out
+# ---------------------------------------------------------------------------
+
+def test_handout_puts_a_chapter_and_its_exercises_in_one_folder(tmp_path):
+    import handout
+
+    assert handout.main(["ch05", str(tmp_path / "out"), "--solutions"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([
+        "ch05_pretraining.ipynb", "ch05_exercises.ipynb", "ch05_solutions.ipynb", "previous_chapters.py",
+        "gpt_download.py", "exercise_checks.py", "requirements.txt"])
+    # The exercise notebook's first cell finds the modules beside it.
+    setup = nbformat.read(tmp_path / "out" / "ch05_exercises.ipynb", as_version=4).cells[1].source
+    code = setup + "\nprint(sys.path[0])"
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "out", capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": ""}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == tmp_path / "out"
+
+
+def test_handout_rejects_an_unknown_chapter_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "handout.py"), "ch01", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "unknown chapter" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
