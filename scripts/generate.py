@@ -38,13 +38,19 @@ SIZES = {  # --size -> (OpenAI's checkpoint name, MODEL_CONFIGS name)
 EOS_TEXT = "<|endoftext|>"
 
 
-class UsageError(Exception):
+class CliError(Exception):
+    """A problem the command reports in one line, without a traceback: exit code 1."""
+
+    exit_code = 1
+
+
+class UsageError(CliError):
     """A problem with the user's input: reported in one line, exit code 2."""
 
     exit_code = 2
 
 
-class DownloadFailed(Exception):
+class DownloadFailed(CliError):
     """The weights could not be downloaded: reported without a traceback, exit code 1."""
 
     exit_code = 1
@@ -58,17 +64,16 @@ MIN_TEMPERATURE = 1e-4
 def run_cli(prog, main, argv=None):
     """Run `main(argv)` as a command and return its exit code, never with a traceback.
 
-    UsageError ends in one line and exit code 2, DownloadFailed and an unwritable output
-    or unreadable file (OSError) in one line and 1, Ctrl-C in 130; when the reader of
+    UsageError ends in one line and exit code 2, any other CliError (DownloadFailed...)
+    and an unwritable output or unreadable file (OSError) in one line and 1, Ctrl-C in 130; when the reader of
     the output goes away (`| head -1`) it stops quietly with 141, as `yes | head` does.
     """
     try:
         code = main(argv)
         sys.stdout.flush()  # a full disk or closed pipe shows here, not at exit
         return code
-    except (UsageError, DownloadFailed) as error:
-        print(f"{prog}: error: {' '.join(str(error).split()) if error.exit_code == 2 else error}",
-              file=sys.stderr)
+    except CliError as error:
+        print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted", file=sys.stderr)
