@@ -1,6 +1,7 @@
 """Issue 13: the scripts end every bad input in one line (exit 2), Ctrl-C in 130, and never
 show a traceback: closed or non-UTF-8 stdin, a closed pipe, a full disk, a nan loss."""
 
+import io
 import os
 import signal
 import subprocess
@@ -82,13 +83,13 @@ def test_chat_checks_out_before_generating_anything(checkpoints, tmp_path, capsy
     assert "answered" not in err  # nothing was generated, so no work was lost
 
 
-def test_generate_to_a_full_disk(checkpoints):
+def test_generate_to_a_full_disk(checkpoints, capsys, monkeypatch):
     with open("/dev/full", "w") as full:
-        run = script("generate.py", "--ckpt", checkpoints / "lm.pth", "--prompt", "Hi",
-                     "--tokens", 3, "--device", "cpu", stdout=full, text=True)
-        _, stderr = run.communicate(timeout=120)
-    assert run.returncode == 1
-    assert "No space left on device" in one_line_error(stderr, "generate.py")
+        monkeypatch.setattr(sys, "stdout", full)
+        code = generate.main(["--ckpt", str(checkpoints / "lm.pth"), "--prompt", "Hi",
+                              "--tokens", "3", "--device", "cpu"])
+    assert code == 1
+    assert "No space left on device" in one_line_error(capsys.readouterr().err, "generate.py")
 
 
 # ---------------------------------------------------------------------------
@@ -103,31 +104,29 @@ def test_classify_with_standard_input_closed(checkpoints):
     assert "standard input is closed" in one_line_error(stderr, "classify.py")
 
 
-def started_classifier(checkpoints, first_lines=b"first message\n"):
-    """classify.py reading a pipe, after it has classified its first good message."""
-    run = script("classify.py", "--ckpt", checkpoints / "clf.pth", "--device", "cpu",
-                 stdin=subprocess.PIPE, env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"})
-    run.stdin.write(first_lines)
-    run.stdin.flush()
-    assert run.stdout.readline().endswith(b"first message\n")
-    return run
+def test_classify_skips_a_line_that_is_not_utf8_and_stops_quietly_at_a_closed_pipe(
+        checkpoints, capsys, monkeypatch):
+    import classify
 
-
-def test_classify_skips_a_line_that_is_not_utf8_and_stops_quietly_at_a_closed_pipe(checkpoints):
-    run = started_classifier(checkpoints, b"caf\xe9 au lait\nfirst message\n")
-    run.stdout.close()  # like `| head -1` exiting
-    run.stdin.write(b"second message\n")
-    run.stdin.close()
-    run.wait(timeout=120)
-    stderr = run.stderr.read().decode()
-    run.stderr.close()
-    assert run.returncode == 141
+    lines = b"caf\xe9 au lait\nfirst message\nsecond message\n" * 200
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(lines), encoding="utf-8",
+                                                       errors="strict"))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `| head -1` having exited
+    with open(write_end, "w") as closed_pipe:
+        monkeypatch.setattr(sys, "stdout", closed_pipe)
+        code = classify.main(["--ckpt", str(checkpoints / "clf.pth"), "--device", "cpu"])
+    assert code == 141
     # Only the bad line is reported; the closed pipe ends the run without a word.
-    assert "line 1 is not UTF-8 text" in one_line_error(stderr, "classify.py")
+    assert "line 1 is not UTF-8 text" in one_line_error(capsys.readouterr().err, "classify.py")
 
 
 def test_classify_ctrl_c_exits_130_without_a_traceback(checkpoints):
-    run = started_classifier(checkpoints)
+    run = script("classify.py", "--ckpt", checkpoints / "clf.pth", "--device", "cpu",
+                 stdin=subprocess.PIPE)
+    run.stdin.write(b"first message\n")
+    run.stdin.flush()
+    assert run.stdout.readline().endswith(b"first message\n")  # loaded and working
     run.send_signal(signal.SIGINT)
     run.wait(timeout=120)
     stderr = run.stderr.read().decode()
