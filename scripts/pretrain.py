@@ -371,6 +371,7 @@ def finish(world_size):
     if world_size > 1:
         dist.barrier()  # the checkpoint is written before any process exits
         dist.destroy_process_group()
+    return 0
 
 
 if __name__ == "__main__":
