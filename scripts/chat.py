@@ -39,7 +39,7 @@ sys.path.insert(0, str(SCRIPTS))
 
 from generate import (  # noqa: E402
     SIZES, DownloadFailed, UsageError, add_decoding_args, check_decoding_args, load_model,
-    pick_device, run_cli)
+    check_writable, pick_device, run_cli)
 
 EXIT_WORDS = {"exit", "quit"}
 
@@ -94,19 +94,6 @@ def check_args(args):
         raise UsageError(f"data file not found: {args.data}")
     if args.gen_test_set:
         check_writable(args.out)  # before the (long) generation, not after it
-
-
-def check_writable(path):
-    """UsageError unless a file can be written at `path` (its folder is made if needed)."""
-    if path.is_dir():
-        raise UsageError(f"--out {path} is a folder; give a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise UsageError(f"cannot write --out {path}: {error.strerror or error}") from None
 
 
 def write_atomically(path, text):

@@ -160,6 +160,19 @@ def check_decoding_args(args):
         raise UsageError(f"--seed must be from 0 to 2**63 - 1, got {args.seed}")
 
 
+def check_writable(path):
+    """UsageError unless a file can be written at `path` (its folder is made if needed)."""
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(f"cannot write --out {path}: {error.strerror or error}") from None
+
+
 def pick_device(name):
     """--device as a torch device: "auto" lets Chapter 5's choose_device pick."""
     from previous_chapters import choose_device

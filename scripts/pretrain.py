@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
-from generate import CliError, UsageError, run_cli  # noqa: E402
+from generate import CliError, UsageError, check_writable, run_cli  # noqa: E402
 from previous_chapters import (  # noqa: E402
     GPT_CONFIG_124M,
     GPTDatasetV1,
@@ -104,6 +104,8 @@ def parse_args(argv=None):
     problem = check_args(args)
     if problem:
         parser.error(problem)
+    if int(os.environ.get("RANK", "0")) == 0:
+        check_writable(args.out)  # now, not after the training
     return args
 
 
