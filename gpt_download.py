@@ -270,8 +270,8 @@ def download_file(urls, destination, expected_size=None, binary=False, sha256=No
     passed every check given: `expected_size` (exact bytes), `sha256`, `verify`
     (a function of the path returning None, or what is wrong with the file),
     `binary=True` (not an HTML or text page); a file already at `destination` is
-    checked the same way (`verify` only if `verify_existing`) and replaced if it fails. A file that
-    fails is deleted, and the error says what was wrong.
+    checked the same way (`verify` only if `verify_existing`) and replaced if it
+    fails. A file that fails is deleted, and the error says what was wrong.
 
     Bytes arrive in `<destination>.part`, which one process at a time may write (a
     lock file `.<name>.lock` beside it; a second process waits for the first and
@@ -290,12 +290,12 @@ def download_file(urls, destination, expected_size=None, binary=False, sha256=No
     timeout_s = timeout_s if timeout_s is not None else _env_seconds(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
     if deadline_s is None:
         deadline_s = _env_seconds(DEADLINE_ENV, None) or _deadline_for(expected_size or max_size)
-    deadline = time.monotonic() + deadline_s
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".part")
     limit = expected_size if expected_size is not None else max_size
 
     with _lock_for(destination, deadline_s):
+        deadline = time.monotonic() + deadline_s  # from now: waiting for the lock is not counted
         if destination.exists():
             if _check_file(destination, expected_size, sha256,
                            verify if verify_existing else None, binary) is None:
