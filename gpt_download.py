@@ -17,6 +17,13 @@ PyTorch loaded into one process can crash it (a segmentation fault once
 training starts). `reader="tensorflow"` uses TensorFlow's own reader instead;
 use it in a process of its own (a script that converts and saves the weights),
 never in a notebook or script that goes on to train.
+
+Nothing downloaded is trusted unchecked: the data files by the size and SHA-256
+in DATA_FILES, GPT-2's files by their sizes, formats and (the weights) the CRC32C
+checksum the index stores for every tensor, which the NumPy reader also checks at
+every load. A file that fails is deleted and the error says what was wrong. One
+process at a time downloads a file (a lock file beside it), and every wait is
+bounded (see download_file).
 """
 
 import hashlib
