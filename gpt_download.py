@@ -142,8 +142,9 @@ class CheckpointError(ValueError):
 class _DamagedData(CheckpointError):
     """A tensor's bytes do not match the checksum the index stores for them."""
 
-    def __init__(self, message, path):
-        super().__init__(message)
+    def __init__(self, problem, advice, path):
+        super().__init__(f"{problem} {advice}")
+        self.problem = problem  # what is wrong, without the advice
         self.path = path
 
 
@@ -597,7 +598,7 @@ def download_and_load_gpt2(model_size, models_dir="models", reader="numpy"):
     except _DamagedData as error:
         # Damaged on disk since it was downloaded and checked: never trust it again.
         error.path.unlink(missing_ok=True)
-        raise CheckpointError(f"{error} {error.path} was deleted; run again to download "
+        raise CheckpointError(f"{error.problem} It was deleted; run again to download "
                               "it afresh.") from None
     return settings, params
 
@@ -1022,10 +1023,10 @@ class _NumpyCheckpoint:
                                   f"{error.strerror or error}. {advice}") from None
         if len(raw) != entry.size:
             raise _DamagedData(f"{data_file} ends before the data of {name}: it is "
-                               f"incomplete. {advice}", data_file)
+                               "incomplete.", advice, data_file)
         if _masked_crc32c(raw) != entry.crc32c:
             raise _DamagedData(f"{data_file} is damaged: the bytes of {name} do not match "
-                               f"the CRC32C checksum in the index. {advice}", data_file)
+                               "the CRC32C checksum in the index.", advice, data_file)
         # astype copies: arrays of their own, writable (frombuffer's view of bytes is not).
         return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(entry.shape)
 
