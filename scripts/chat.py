@@ -39,13 +39,13 @@ sys.path.insert(0, str(SCRIPTS))
 
 from generate import (  # noqa: E402
     SIZES, DownloadFailed, UsageError, add_decoding_args, check_decoding_args, load_model,
-    check_writable, pick_device, run_cli)
+    ArgumentParser, check_writable, pick_device, run_cli)
 
 EXIT_WORDS = {"exit", "quit"}
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="chat.py",
         description=__doc__.split("\n\n")[0],
         epilog="\n\n".join(__doc__.split("\n\n")[1:]),

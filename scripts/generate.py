@@ -98,8 +98,15 @@ def _drop_stdout():
         pass
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, but a bad argument is one line (not the whole usage), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="generate.py",
         description=__doc__.split("\n\n")[0],
         epilog="\n\n".join(__doc__.split("\n\n")[1:]),
@@ -164,6 +171,9 @@ def check_writable(path):
     """UsageError unless a file can be written at `path` (its folder is made if needed)."""
     if path.is_dir():
         raise UsageError(f"--out {path} is a folder; give a file name")
+    folder = next((p for p in path.parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise UsageError(f"cannot write --out {path}: {folder} is not a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         probe = path.with_name(f".{path.name}.{os.getpid()}.probe")

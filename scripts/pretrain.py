@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
-from generate import CliError, UsageError, check_writable, run_cli  # noqa: E402
+from generate import ArgumentParser, CliError, UsageError, check_writable, run_cli  # noqa: E402
 from previous_chapters import (  # noqa: E402
     GPT_CONFIG_124M,
     GPTDatasetV1,
@@ -63,8 +63,9 @@ class TrainingFailed(CliError):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="pretrain.py", description=__doc__.split("\n\n")[0],
+                            epilog=__doc__.split("\n\n", 1)[1],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--text", type=Path, help="training text (default: Chapter 5's short story)")
     data.add_argument("--val-fraction", type=float, default=0.1, help="share of the text held out (end)")
