@@ -22,9 +22,11 @@ configuration plus "num_classes" (the size of the classification head) and "max_
 (the token length the training messages were padded to; new messages are prepared the
 same way). A language-model checkpoint from Chapter 5 is refused.
 
-Exit status: 2 for a usage error (an empty message, a missing or unsuitable checkpoint),
-else 0. With standard input, a rejected line is reported and the others are still
-classified; the exit status is then 2. At the interactive prompt it is always 0.
+Exit status: 2 for a usage error (an empty message, a missing or unsuitable checkpoint,
+standard input closed), else 0. With standard input, a rejected line (empty, or not
+UTF-8 text) is reported and the others are still classified; the exit status is then 2.
+At the interactive prompt it is always 0. Ctrl-C ends with 130, and output into a pipe
+that was closed (`| head -1`) ends quietly with 141; every error is one line.
 """
 
 import argparse
