@@ -17,37 +17,70 @@ PyTorch loaded into one process can crash it (a segmentation fault once
 training starts). `reader="tensorflow"` uses TensorFlow's own reader instead;
 use it in a process of its own (a script that converts and saves the weights),
 never in a notebook or script that goes on to train.
+
+Nothing downloaded is trusted unchecked: the data files by the size and SHA-256
+in DATA_FILES, GPT-2's files by their sizes, formats and (the weights) the CRC32C
+checksum the index stores for every tensor, which the NumPy reader also checks at
+every load. A file that fails is deleted and the error says what was wrong. One
+process at a time downloads a file (a lock file beside it), and every wait is
+bounded (see download_file).
 """
 
+import hashlib
 import json
 import os
 import re
+import socket
+import sys
 import time
 import urllib.error
 import urllib.request
+import zipfile
+import zlib
 from collections import namedtuple
 from http.client import HTTPException, IncompleteRead
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 from tqdm import tqdm  # plain text bars: tqdm.auto needs ipywidgets in notebooks
 
 MIRROR_ENV = "LLM_COURSE_MIRROR"
+# Bounded waits, in seconds (environment variables override the defaults):
+TIMEOUT_ENV = "LLM_COURSE_DOWNLOAD_TIMEOUT_S"    # silence allowed per read (default 15)
+DEADLINE_ENV = "LLM_COURSE_DOWNLOAD_DEADLINE_S"  # a whole file (default: from its size)
+DEFAULT_TIMEOUT_S = 15.0
+MIN_RATE_BYTES_S = 100_000  # the default deadline allows this slow a connection...
+DEADLINE_BASE_S = 60.0      # ...plus this much time
+UNKNOWN_SIZE_DEADLINE_S = 600.0
 
-# The course's data sets: mirror path -> real URLs, primary first.
+# What one of the course's files must be, to be trusted. `size` and `sha256` pin
+# the exact bytes; `max_size` caps a file whose exact size is not known.
+DataFile = namedtuple("DataFile", "urls size sha256 max_size zip_member",
+                      defaults=(None, None, None, None))
+
+# The course's data sets: mirror path -> where to get them and what they must be.
 DATA_FILES = {
-    "the-verdict.txt": [
-        "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/"
-        "ch02/01_main-chapter-code/the-verdict.txt",
-    ],
-    "instruction-data.json": [
-        "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/"
-        "ch07/01_main-chapter-code/instruction-data.json",
-    ],
-    "sms_spam_collection/sms+spam+collection.zip": [
-        "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",
-        "https://f001.backblazeb2.com/file/LLMs-from-scratch/sms%2Bspam%2Bcollection.zip",
-    ],
+    "the-verdict.txt": DataFile(
+        urls=["https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/"
+              "ch02/01_main-chapter-code/the-verdict.txt"],
+        size=20_479,
+        sha256="b41e41a68f0398a3154ae69e2e4c0e2694e17fe0d66730536837f1b01935b31f"),
+    "instruction-data.json": DataFile(
+        urls=["https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/"
+              "ch07/01_main-chapter-code/instruction-data.json"],
+        size=203_524,
+        sha256="7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944"),
+    # The zip's own bytes differ between the UCI original and the mirror's copy, so it
+    # is checked as a zip; the file extracted from it is checked by its hash.
+    "sms_spam_collection/sms+spam+collection.zip": DataFile(
+        urls=["https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",
+              "https://f001.backblazeb2.com/file/LLMs-from-scratch/sms%2Bspam%2Bcollection.zip"],
+        max_size=5_000_000),
+    "sms_spam_collection/SMSSpamCollection": DataFile(
+        urls=None, size=477_907,
+        sha256="7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d",
+        zip_member="sms_spam_collection/sms+spam+collection.zip"),
 }
 
 GPT2_SIZES = ("124M", "355M", "774M", "1558M")
@@ -67,6 +100,23 @@ GPT2_URL_TEMPLATES = (
     "https://f001.backblazeb2.com/file/LLMs-from-scratch/gpt2/{size}/{file}",
 )
 GPT2_HPARAM_KEYS = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_layer")
+# OpenAI's published hparams.json of each size.
+GPT2_HPARAMS = {
+    "124M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12},
+    "355M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 1024, "n_head": 16, "n_layer": 24},
+    "774M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 1280, "n_head": 20, "n_layer": 36},
+    "1558M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 1600, "n_head": 25, "n_layer": 48},
+}
+# GPT-2's tokenizer files, the same for every size: (bytes, SHA-256).
+GPT2_TOKENIZER_FILES = {
+    "encoder.json": (1_042_301,
+                     "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"),
+    "vocab.bpe": (456_318, "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"),
+}
+# Caps for the files whose exact size depends on the checkpoint.
+GPT2_MAX_SIZES = {"checkpoint": 4096, "hparams.json": 4096, "encoder.json": 10_000_000,
+                  "vocab.bpe": 10_000_000, "model.ckpt.index": 10_000_000,
+                  "model.ckpt.meta": 100_000_000}
 CHECKPOINT_READERS = ("numpy", "tensorflow")
 
 CHUNK_BYTES = 1 << 20
@@ -81,8 +131,21 @@ class _BadBody(DownloadError):
     """The server sent the wrong thing; resuming it would only extend the damage."""
 
 
+class _Stalled(DownloadError):
+    """The server went silent, or the overall deadline passed: try no more."""
+
+
 class CheckpointError(ValueError):
     """A checkpoint is damaged, unreadable, or does not match its hparams."""
+
+
+class _DamagedData(CheckpointError):
+    """A tensor's bytes do not match the checksum the index stores for them."""
+
+    def __init__(self, problem, advice, path):
+        super().__init__(f"{problem} {advice}")
+        self.problem = problem  # what is wrong, without the advice
+        self.path = path
 
 
 # ---------------------------------------------------------------------------
@@ -98,96 +161,305 @@ def source_urls(urls, mirror_path):
 
 
 def download_data_file(mirror_path, data_dir="data"):
-    """Download one of the course's data sets (a key of DATA_FILES) into `data_dir`."""
+    """Download one of the course's data sets (a key of DATA_FILES) into `data_dir`.
+
+    Each file is checked against the size and SHA-256 recorded in DATA_FILES before
+    it is trusted (a file already there too). "sms_spam_collection/SMSSpamCollection"
+    is extracted from the downloaded zip.
+    """
     if mirror_path not in DATA_FILES:
         known = ", ".join(sorted(DATA_FILES))
         raise ValueError(f"Unknown data file {mirror_path!r}; choose one of: {known}")
+    spec = DATA_FILES[mirror_path]
     destination = Path(data_dir) / Path(mirror_path).name
-    return download_file(source_urls(DATA_FILES[mirror_path], mirror_path), destination)
+    if spec.zip_member is not None:
+        return _download_zip_member(spec, mirror_path, destination, data_dir)
+    verify = _zip_verifier(mirror_path) if mirror_path.endswith(".zip") else None
+    return download_file(source_urls(spec.urls, mirror_path), destination,
+                         expected_size=spec.size, sha256=spec.sha256, max_size=spec.max_size,
+                         verify=verify)
 
 
-def download_file(urls, destination, expected_size=None, binary=False,
-                  retries=4, backoff_s=1.0, timeout_s=60):
+def _zip_verifier(mirror_path):
+    """A check that the file is a zip holding every member DATA_FILES extracts from it."""
+    wanted = [Path(name).name for name, spec in DATA_FILES.items()
+              if spec.zip_member == mirror_path]
+
+    def verify(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+            return f"it is not a zip file ({error})"
+        missing = [name for name in wanted if name not in names]
+        if missing:
+            return (f"the zip holds no {missing[0]} (it holds: "
+                    f"{', '.join(names[:5]) or 'nothing'})")
+        return None
+    return verify
+
+
+def _download_zip_member(spec, mirror_path, destination, data_dir):
+    """Extract a DATA_FILES member from its (downloaded) zip, verified and atomically."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with _lock_for(destination, _deadline_for(spec.size)):
+        if destination.exists():
+            problem = _check_file(destination, spec.size, spec.sha256, None)
+            if problem is None:
+                return destination
+            destination.unlink()
+        zip_path = download_data_file(spec.zip_member, data_dir)
+        try:
+            extract_zip_member(zip_path, destination.name, destination,
+                               expected_size=spec.size, sha256=spec.sha256)
+        except DownloadError as error:
+            zip_path.unlink(missing_ok=True)  # the zip is at fault: never reuse it
+            raise DownloadError(f"{error}. {zip_path} was deleted; run again to download "
+                                "it afresh. " + _mirror_advice()) from None
+    return destination
+
+
+def extract_zip_member(zip_path, member, destination, expected_size=None, sha256=None,
+                       max_size=None):
+    """Write one member of a zip file to `destination`, all or nothing.
+
+    `member` must be a plain file name (no folders, no "..") that the zip holds.
+    The bytes go to a temporary file beside `destination`, which is renamed only
+    once they are complete and, when given, of `expected_size` and `sha256`.
+    Writing stops at `expected_size` (or `max_size`) bytes, whatever size the zip
+    claims, so a zip bomb cannot fill the disk. Raises DownloadError.
+    """
+    destination = Path(destination)
+    if not member or Path(member).name != member or member in (".", ".."):
+        raise ValueError(f"refusing to extract {member!r}: give a plain file name")
+    limit = expected_size if expected_size is not None else max_size
+    temporary = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            try:
+                info = archive.getinfo(member)
+            except KeyError:
+                names = ", ".join(archive.namelist()[:5]) or "nothing"
+                raise DownloadError(f"{Path(zip_path).name} holds no {member} "
+                                    f"(it holds: {names})") from None
+            if limit is not None and info.file_size > limit:
+                raise DownloadError(f"{member} in {Path(zip_path).name} claims "
+                                    f"{info.file_size:,} bytes, more than the {limit:,} expected")
+            digest, written = hashlib.sha256(), 0
+            with archive.open(info) as source, open(temporary, "wb") as out:
+                while chunk := source.read(CHUNK_BYTES):
+                    written += len(chunk)
+                    if limit is not None and written > limit:
+                        raise DownloadError(f"{member} in {Path(zip_path).name} holds more "
+                                            f"than the {limit:,} bytes expected")
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        if expected_size is not None and written != expected_size:
+            raise DownloadError(f"{member} has {written:,} bytes, expected {expected_size:,}")
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise DownloadError(f"{member}'s SHA-256 is {digest.hexdigest()}, "
+                                f"expected {sha256}")
+        os.replace(temporary, destination)
+    except (zipfile.BadZipFile, EOFError, zlib.error) as error:
+        raise DownloadError(f"{Path(zip_path).name} is damaged ({error})") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+    return destination
+
+
+def download_file(urls, destination, expected_size=None, binary=False, sha256=None,
+                  max_size=None, verify=None, verify_existing=True, retries=4, backoff_s=1.0,
+                  timeout_s=None, deadline_s=None):
     """Download the first of `urls` that works to `destination` and return its path.
 
-    A file already at `destination` is complete (it is only ever renamed there
-    once fully downloaded), so it is not fetched again. Bytes arrive in
-    `<destination>.part`; a dropped connection is retried with back-off and
-    resumed with an HTTP Range request. `expected_size` (bytes) and
-    `binary=True` (reject HTML pages) guard against a server that answers
-    with the wrong thing; such a body is deleted and reported. After network
-    failures the `.part` file is kept, so calling again resumes it.
+    Nothing is trusted unchecked. A file is renamed to `destination` only after it
+    passed every check given: `expected_size` (exact bytes), `sha256`, `verify`
+    (a function of the path returning None, or what is wrong with the file),
+    `binary=True` (not an HTML or text page); a file already at `destination` is
+    checked the same way (`verify` only if `verify_existing`) and replaced if it
+    fails. A file that fails is deleted, and the error says what was wrong.
+
+    Bytes arrive in `<destination>.part`, which one process at a time may write (a
+    lock file `.<name>.lock` beside it; a second process waits for the first and
+    then uses its file). A dropped connection is retried with back-off and resumed
+    with an HTTP Range request; a resumed file is checked like any other, and
+    downloaded afresh once if the check fails.
+
+    Waits are bounded: `timeout_s` (default 15 s, or $LLM_COURSE_DOWNLOAD_TIMEOUT_S)
+    for each read, and a silent server is not retried; `deadline_s` for the whole
+    file (default: 60 s plus 10 s per MB expected, or $LLM_COURSE_DOWNLOAD_DEADLINE_S).
+    Writing stops as soon as a body exceeds `expected_size` (or `max_size`).
     """
     if isinstance(urls, str):
         urls = [urls]
     destination = Path(destination)
-    if destination.exists() and (expected_size is None
-                                 or destination.stat().st_size == expected_size):
-        return destination
+    timeout_s = timeout_s if timeout_s is not None else _env_seconds(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
+    if deadline_s is None:
+        deadline_s = _env_seconds(DEADLINE_ENV, None) or _deadline_for(expected_size or max_size)
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".part")
+    limit = expected_size if expected_size is not None else max_size
 
-    failures = []
-    for url in urls:
-        try:
-            _download_with_retries(url, partial, retries, backoff_s, timeout_s)
-            _check_body(partial, expected_size, binary)
-        except _BadBody as error:
-            partial.unlink(missing_ok=True)
-            failures.append(f"{url}: {error}")
-        except (DownloadError, OSError, HTTPException) as error:
-            # An HTTP error status or a network failure says nothing against the
-            # bytes already in the partial file: keep them for the next URL or call.
-            failures.append(f"{url}: {error}")
-        else:
-            partial.replace(destination)
-            return destination
+    with _lock_for(destination, deadline_s):
+        deadline = time.monotonic() + deadline_s  # from now: waiting for the lock is not counted
+        if destination.exists():
+            if _check_file(destination, expected_size, sha256,
+                           verify if verify_existing else None, binary) is None:
+                return destination
+            destination.unlink()  # damaged, stale or unfinished by older code: fetch again
+        failures = []
+        for url in urls:
+            if time.monotonic() > deadline:
+                failures.append(f"{url}: not tried, the deadline for this file had passed")
+                continue
+            for fresh_start in (False, True):
+                resumed = partial.exists() and partial.stat().st_size > 0
+                try:
+                    _download_with_retries(url, partial, retries, backoff_s, timeout_s,
+                                           deadline, limit)
+                    problem = _check_file(partial, expected_size, sha256, verify, binary)
+                    if problem is not None:
+                        raise _BadBody(problem)
+                except _BadBody as error:
+                    partial.unlink(missing_ok=True)
+                    if resumed and not fresh_start:
+                        continue  # maybe only the old bytes were bad: once more from byte 0
+                    failures.append(f"{url}: {error}")
+                except (DownloadError, OSError, HTTPException) as error:
+                    # An HTTP error status or a network failure says nothing against the
+                    # bytes already in the partial file: keep them for the next URL or call.
+                    failures.append(f"{url}: {_describe(error)}")
+                else:
+                    partial.replace(destination)
+                    return destination
+                break
     raise DownloadError(f"Could not download {destination.name}.\n  "
                         + "\n  ".join(failures) + "\n" + _download_advice(partial))
 
 
-def _download_advice(partial):
+def _env_seconds(name, default):
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"{name}={value!r}: give a positive number of seconds")
+    return seconds
+
+
+def _deadline_for(size):
+    if size is None:
+        return UNKNOWN_SIZE_DEADLINE_S
+    return DEADLINE_BASE_S + size / MIN_RATE_BYTES_S
+
+
+def _lock_for(destination, wait_s):
+    """A lock held while `destination` is checked, downloaded or extracted."""
+    lock_path = destination.with_name(f".{destination.name}.lock")
+    return _WaitingLock(lock_path, destination, wait_s)
+
+
+class _WaitingLock:
+    """filelock's FileLock, saying so when it waits for another process."""
+
+    def __init__(self, lock_path, destination, wait_s):
+        self._lock = FileLock(str(lock_path))
+        self._destination = destination
+        self._wait_s = wait_s
+
+    def __enter__(self):
+        try:
+            self._lock.acquire(timeout=0)
+            return self
+        except Timeout:
+            pass
+        print(f"Another process is downloading {self._destination}; waiting for it "
+              f"(at most {self._wait_s:.0f} s)...", file=sys.stderr, flush=True)
+        try:
+            self._lock.acquire(timeout=self._wait_s)
+        except Timeout:
+            raise DownloadError(
+                f"Another process has been downloading {self._destination} for more than "
+                f"{self._wait_s:.0f} s. Let it finish (or stop it), then run again.") from None
+        return self
+
+    def __exit__(self, *exc_info):
+        self._lock.release()
+
+
+def _describe(error):
+    if isinstance(error, (socket.timeout, TimeoutError)):
+        return "no answer (timed out)"
+    if isinstance(error, urllib.error.URLError):
+        return f"cannot connect ({error.reason})"
+    return str(error) or type(error).__name__
+
+
+def _mirror_advice():
     mirror = os.environ.get(MIRROR_ENV, "").strip()
     if mirror:
-        advice = (f"{MIRROR_ENV} is set to {mirror}: check that the mirror is running "
-                  "and holds this file, or unset it to use the real URLs.")
-    else:
-        advice = (f"Check your internet connection, or set {MIRROR_ENV} to a mirror "
-                  "that has the file.")
+        return (f"{MIRROR_ENV} is set to {mirror}: check that the mirror is running "
+                "and holds this file, or unset it to use the real URLs.")
+    return f"Check your internet connection, or set {MIRROR_ENV} to a mirror that has the file."
+
+
+def _download_advice(partial):
+    advice = _mirror_advice()
     if partial.exists():
         advice += (f" {partial} keeps the {partial.stat().st_size:,} bytes received "
                    "so far; calling again resumes from there.")
     return advice
 
 
-def _download_with_retries(url, partial, retries, backoff_s, timeout_s):
+def _download_with_retries(url, partial, retries, backoff_s, timeout_s, deadline, limit):
     """Fetch `url` into `partial`, retrying transient failures with exponential back-off."""
     for attempt in range(retries + 1):
+        before = partial.stat().st_size if partial.exists() else 0
         try:
-            _resume_download(url, partial, timeout_s)
+            _resume_download(url, partial, timeout_s, deadline, limit)
             return
         except urllib.error.HTTPError as error:
             error.close()
             if error.code not in RETRYABLE_HTTP_CODES or attempt == retries:
                 raise DownloadError(f"HTTP {error.code} {error.reason}") from None
-        except (OSError, HTTPException):  # URLError, timeouts, resets, short bodies
+        except (OSError, HTTPException) as error:  # URLError, timeouts, resets, short bodies
+            silent = isinstance(error, (socket.timeout, TimeoutError)) or isinstance(
+                getattr(error, "reason", None), (socket.timeout, TimeoutError))
+            after = partial.stat().st_size if partial.exists() else 0
+            if silent and after == before:
+                # A server that says nothing for timeout_s is not waited for again.
+                raise _Stalled(f"no data for {timeout_s:g} s; gave up") from None
             if attempt == retries:
                 raise
-        time.sleep(backoff_s * 2 ** attempt)
+        pause = backoff_s * 2 ** attempt
+        if time.monotonic() + pause > deadline:
+            raise _Stalled("the deadline for this file passed; gave up")
+        time.sleep(pause)
 
 
-def _resume_download(url, partial, timeout_s):
+def _resume_download(url, partial, timeout_s, deadline, limit):
     """Append the rest of `url` to `partial`, asking only for the missing bytes."""
     have = partial.stat().st_size if partial.exists() else 0
+    if limit is not None and have > limit:
+        raise _BadBody(f"{partial.name} holds {have:,} bytes, more than the {limit:,} expected")
     request = urllib.request.Request(url, headers={"User-Agent": "llm-course"})
     if have:
         request.add_header("Range", f"bytes={have}-")
+    remaining_s = deadline - time.monotonic()
+    if remaining_s <= 0:
+        raise _Stalled("the deadline for this file passed; gave up")
     try:
-        response = urllib.request.urlopen(request, timeout=timeout_s)
+        response = urllib.request.urlopen(request, timeout=min(timeout_s, remaining_s))
     except urllib.error.HTTPError as error:
         if error.code == 416 and have:
             # "Range not satisfiable": fine if the partial file already holds every byte.
             total = _content_range(error.headers)[1]
+            error.close()
             if total is None or total == have:
                 return
             raise _BadBody(f"{partial.name} holds {have:,} bytes but the file has "
@@ -199,17 +471,35 @@ def _resume_download(url, partial, timeout_s):
         elif have and _content_range(response.headers)[0] != have:
             raise _BadBody("the server answered the resume request with the wrong byte range")
         remaining = response.headers.get("Content-Length")
-        total = have + int(remaining) if remaining is not None else None
+        try:
+            total = have + int(remaining) if remaining is not None else None
+        except ValueError:
+            raise _BadBody(f"the server sent a bad Content-Length ({remaining!r})") from None
+        if total is not None and limit is not None and total > limit:
+            raise _BadBody(f"the server offers {total:,} bytes, more than the "
+                           f"{limit:,} expected")
         with open(partial, "ab" if have else "wb") as out, tqdm(
             total=total, initial=have, unit="B", unit_scale=True,
             desc=partial.name.removesuffix(".part"), leave=False,
         ) as progress:
-            while chunk := response.read(CHUNK_BYTES):
+            size = have
+            while True:
+                if time.monotonic() > deadline:
+                    raise _Stalled(f"the deadline for this file passed after {size:,} bytes; "
+                                   f"gave up (set {DEADLINE_ENV} to allow longer)")
+                # read1: whatever has arrived (up to a chunk), so a trickle can't hold
+                # this loop past the deadline.
+                chunk = response.read1(CHUNK_BYTES)
+                if not chunk:
+                    break
+                if limit is not None and size + len(chunk) > limit:
+                    raise _BadBody(f"the server sent more than the {limit:,} bytes expected")
                 out.write(chunk)
+                size += len(chunk)
                 progress.update(len(chunk))
-        if total is not None and partial.stat().st_size < total:
+        if total is not None and size < total:
             # The connection ended early (http.client does not always say so).
-            raise IncompleteRead(b"", total - partial.stat().st_size)
+            raise IncompleteRead(b"", total - size)
 
 
 def _content_range(headers):
@@ -222,16 +512,48 @@ def _content_range(headers):
     return (int(first) if first else None), (int(total) if total != "*" else None)
 
 
-def _check_body(path, expected_size, binary):
+def _check_file(path, expected_size, sha256, verify, binary=False):
+    """None if `path` passes every check given, else what is wrong with it."""
     size = path.stat().st_size
+    head = _read_head(path)
     if expected_size is not None and size != expected_size:
-        raise _BadBody(f"got {size:,} bytes, expected {expected_size:,}")
-    if binary:
-        with open(path, "rb") as f:
-            head = f.read(512).lstrip().lower()
-        if head.startswith((b"<!doctype html", b"<html")):
-            raise _BadBody("got an HTML page where a data file was expected "
-                           "(a login page, error page or wrong URL?)")
+        page = " (it looks like an HTML or text page)" if _looks_like_page(head) else ""
+        return f"got {size:,} bytes, expected {expected_size:,}{page}"
+    if binary and _looks_like_page(head):
+        return ("got an HTML or text page where a data file was expected "
+                "(a login page, error page or wrong URL?)")
+    if sha256 is not None:
+        digest = _sha256(path)
+        if digest != sha256:
+            return f"its SHA-256 is {digest}, expected {sha256} (a damaged or different file)"
+    if verify is not None:
+        return verify(path)
+    return None
+
+
+def _read_head(path, size=512):
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
+def _looks_like_page(head):
+    """True for the start of an HTML page or a short plain-text message ("Not Found")."""
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    if text.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--",
+                        b"<title", b"<h1", b"<p>", b"<error")):
+        return True
+    if not text:
+        return True  # an empty body is never one of the files
+    # Plain text only: every byte printable ASCII or whitespace.
+    return all(32 <= b < 127 or b in b"\t\r\n" for b in head)
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------
@@ -247,17 +569,37 @@ def download_and_load_gpt2(model_size, models_dir="models", reader="numpy"):
     nested dict of NumPy arrays that `load_gpt2_params_from_tf_ckpt` describes.
     `reader` is passed on to it: keep the default "numpy" in any process that
     trains (see this module's docstring).
+
+    Every file is checked before it is trusted: hparams.json and the index must
+    describe the same model; the weights file must have exactly the bytes the
+    index describes and every tensor the CRC32C checksum the index stores;
+    the tokenizer files of a checkpoint with OpenAI's hparams must be OpenAI's
+    (SHA-256). A file that fails is deleted and the error says so.
     """
     size = _checked_model_size(model_size)
     model_dir = Path(models_dir) / size
-    # hparams.json comes first: it says how many bytes the weights file must have.
-    settings = read_gpt2_hparams(_download_gpt2_file(size, "hparams.json", model_dir))
-    weights_bytes = 4 * gpt2_param_count(settings)  # float32
+    # hparams.json and the index first: they say what the weights file must hold.
+    settings, entries = _download_gpt2_description(size, model_dir)
+    published = settings == GPT2_HPARAMS[size]
+    data_name = "model.ckpt.data-00000-of-00001"
     for file_name in GPT2_FILES:
-        if file_name != "hparams.json":
-            expected = weights_bytes if file_name.startswith("model.ckpt.data") else None
-            _download_gpt2_file(size, file_name, model_dir, expected)
-    params = load_gpt2_params_from_tf_ckpt(model_dir / "model.ckpt", settings, reader)
+        if file_name in ("hparams.json", "model.ckpt.index", data_name):
+            continue
+        expected_size = sha256 = None
+        if published and file_name in GPT2_TOKENIZER_FILES:
+            expected_size, sha256 = GPT2_TOKENIZER_FILES[file_name]
+        _download_gpt2_file(size, file_name, model_dir, expected_size, sha256)
+    weights_bytes = 4 * gpt2_param_count(settings)  # float32
+    # Its checksums are checked after each download, and again by the reader at each load.
+    _download_gpt2_file(size, data_name, model_dir, weights_bytes,
+                        verify=lambda path: _verify_shard(path, entries, 0), verify_existing=False)
+    try:
+        params = load_gpt2_params_from_tf_ckpt(model_dir / "model.ckpt", settings, reader)
+    except _DamagedData as error:
+        # Damaged on disk since it was downloaded and checked: never trust it again.
+        error.path.unlink(missing_ok=True)
+        raise CheckpointError(f"{error.problem} It was deleted; run again to download "
+                              "it afresh.") from None
     return settings, params
 
 
@@ -268,11 +610,92 @@ def gpt2_file_urls(model_size, file_name):
     return source_urls(urls, f"gpt2/{model_size}/{file_name}")
 
 
-def _download_gpt2_file(model_size, file_name, model_dir, expected_size=None):
-    # None of the seven files is ever an HTML page, so binary=True (reject HTML)
-    # is right for all of them.
+def _download_gpt2_file(model_size, file_name, model_dir, expected_size=None, sha256=None,
+                        verify=None, verify_existing=True):
+    if verify is None:
+        verify = _GPT2_FILE_CHECKS.get(file_name)
+    binary = file_name.startswith("model.ckpt")  # the others are text files
     return download_file(gpt2_file_urls(model_size, file_name), model_dir / file_name,
-                         expected_size=expected_size, binary=True)
+                         expected_size=expected_size, binary=binary, sha256=sha256,
+                         max_size=GPT2_MAX_SIZES.get(file_name), verify=verify,
+                         verify_existing=verify_existing)
+
+
+def _download_gpt2_description(size, model_dir):
+    """(hparams, index entries), downloaded if needed, that describe the same model.
+
+    A wrong hparams.json or index already on disk is fetched again (both are small)
+    rather than letting it condemn a good weights file.
+    """
+    for attempt in range(2):
+        fresh = not (model_dir / "hparams.json").exists()
+        hparams_path = _download_gpt2_file(size, "hparams.json", model_dir)
+        settings = read_gpt2_hparams(hparams_path)
+        index_path = _download_gpt2_file(size, "model.ckpt.index", model_dir)
+        try:
+            _, entries = _read_index(index_path)
+        except ValueError as error:  # it passed the check when it was downloaded
+            index_path.unlink(missing_ok=True)
+            raise CheckpointError(f"Cannot read {index_path}: {error}. It was deleted; run "
+                                  "again to download it afresh.") from None
+        shapes = {name: entry.shape for name, entry in entries.items()}
+        try:
+            _check_tensor_shapes(shapes, _gpt2_tensor_shapes(settings), index_path.parent / "model.ckpt",
+                                 settings)
+            return settings, entries
+        except CheckpointError as error:
+            hparams_path.unlink(missing_ok=True)
+            index_path.unlink(missing_ok=True)
+            if attempt == 1 or fresh:
+                raise CheckpointError(
+                    f"hparams.json and model.ckpt.index of GPT-2 {size} describe different "
+                    f"models ({error}). Both were deleted. " + _mirror_advice()) from None
+    raise AssertionError("unreachable")
+
+
+def _verify_text_file(pattern):
+    def verify(path):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            return "it is not UTF-8 text"
+        if not re.match(pattern, text):
+            return "it does not have the expected content (an error page or wrong file?)"
+        return None
+    return verify
+
+
+def _verify_hparams_file(path):
+    try:
+        read_gpt2_hparams(path)
+    except CheckpointError as error:
+        return str(error)
+    return None
+
+
+def _verify_json_object(path):
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return f"it is not JSON ({error})"
+    return None if isinstance(value, dict) else "it is not a JSON object"
+
+
+def _verify_index_file(path):
+    try:
+        _read_index(path)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+_GPT2_FILE_CHECKS = {
+    "checkpoint": _verify_text_file(r'model_checkpoint_path: ".+"'),
+    "hparams.json": _verify_hparams_file,
+    "encoder.json": _verify_json_object,
+    "vocab.bpe": _verify_text_file(r"#version"),
+    "model.ckpt.index": _verify_index_file,
+}
 
 
 def _checked_model_size(model_size):
@@ -494,12 +917,64 @@ class _TensorFlowCheckpoint:
 
 
 # A tensor's record in the checkpoint index (TensorFlow's BundleEntryProto).
-_BundleEntry = namedtuple("_BundleEntry", "dtype shape shard_id offset size sliced")
+_BundleEntry = namedtuple("_BundleEntry", "dtype shape shard_id offset size sliced crc32c")
 
 _DT_FLOAT = 1           # TensorFlow's DataType enum value for float32
 _TABLE_MAGIC = 0xDB4775248B80FB57
 _FOOTER_BYTES = 48      # two block handles (varints), zero padding, then the magic number
 _TRAILER_BYTES = 5      # after each block: compression type (1 byte) and a CRC (4 bytes)
+_CRC_MASK_DELTA = 0xA282EAD8  # TensorFlow (like LevelDB) stores CRCs "masked"
+
+
+def _masked_crc32c(data):
+    """TensorFlow's masked CRC32C of `data`: the CRC rotated right by 15 bits plus a constant."""
+    import google_crc32c  # a C implementation: about 1 GB/s
+
+    crc = google_crc32c.value(data)
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _CRC_MASK_DELTA) & 0xFFFFFFFF
+
+
+def _read_index(index_path):
+    """(num_shards, {tensor name: _BundleEntry}) of a checkpoint index; ValueError if bad."""
+    table = _read_table(Path(index_path).read_bytes())
+    if b"" not in table:
+        raise ValueError("it has no bundle header")
+    num_shards, little_endian = _parse_bundle_header(table.pop(b""))
+    if not little_endian:
+        raise ValueError("it was written on a big-endian machine; use reader='tensorflow'")
+    if not 1 <= num_shards <= 10_000:
+        raise ValueError(f"it claims {num_shards} data shards")
+    entries = {}
+    for key, value in table.items():
+        try:
+            name = key.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"it holds a tensor name that is not UTF-8 ({key[:40]!r})") from None
+        entry = _parse_bundle_entry(value)
+        if (entry.offset < 0 or entry.size < 0 or not 0 <= entry.shard_id < num_shards
+                or any(dim < 0 for dim in entry.shape)):
+            raise ValueError(f"its record of {name} is impossible (shard {entry.shard_id}, "
+                             f"offset {entry.offset}, size {entry.size}, shape {entry.shape})")
+        entries[name] = entry
+    return num_shards, entries
+
+
+def _verify_shard(path, entries, shard_id):
+    """None if data shard `shard_id` holds exactly the tensors `entries` describe, with
+    the right checksums; else what is wrong (for download_file's `verify`)."""
+    mine = sorted((e.offset, e.size, e.crc32c, name) for name, e in entries.items()
+                  if e.shard_id == shard_id)
+    end = max((offset + size for offset, size, _, _ in mine), default=0)
+    actual = path.stat().st_size
+    if actual != end:
+        return f"it has {actual:,} bytes, but the index describes {end:,}"
+    with open(path, "rb") as f:
+        for offset, size, crc, name in mine:
+            f.seek(offset)
+            if _masked_crc32c(f.read(size)) != crc:
+                return (f"the bytes of {name} do not match the CRC32C checksum the index "
+                        "stores (damaged in transfer, or on the server)")
+    return None
 
 
 class _NumpyCheckpoint:
@@ -507,22 +982,17 @@ class _NumpyCheckpoint:
 
     `model.ckpt.index` is a LevelDB-style table: sorted keys, each a tensor
     name whose value is a BundleEntryProto (dtype, shape, shard, byte offset,
-    byte size); the empty key holds the BundleHeaderProto. The raw tensor bytes
-    lie in `model.ckpt.data-<shard>-of-<shards>` at those offsets.
+    byte size, masked CRC32C of the bytes); the empty key holds the
+    BundleHeaderProto. The raw tensor bytes lie in
+    `model.ckpt.data-<shard>-of-<shards>` at those offsets. Every tensor read is
+    checked against its CRC32C, as TensorFlow's own reader does.
     """
 
     def __init__(self, prefix):
         self._prefix = prefix
         index = prefix.with_name(prefix.name + ".index")
         try:
-            table = _read_table(index.read_bytes())
-            if b"" not in table:
-                raise ValueError("it has no bundle header")
-            self._num_shards, little_endian = _parse_bundle_header(table.pop(b""))
-            if not little_endian:
-                raise ValueError("it was written on a big-endian machine; use reader='tensorflow'")
-            self._entries = {key.decode(): _parse_bundle_entry(value)
-                             for key, value in table.items()}
+            self._num_shards, self._entries = _read_index(index)
         except ValueError as error:
             raise CheckpointError(f"Cannot read {index}: {error}") from None
 
@@ -540,13 +1010,25 @@ class _NumpyCheckpoint:
                                   f"shape {entry.shape}; the checkpoint is damaged")
         data_file = self._prefix.with_name(
             f"{self._prefix.name}.data-{entry.shard_id:05d}-of-{self._num_shards:05d}")
-        with open(data_file, "rb") as f:
-            f.seek(entry.offset)
-            array = np.fromfile(f, dtype="<f4", count=count)
-        if array.size != count:
-            raise CheckpointError(f"{data_file} ends before the data of {name}: it is "
-                                  "incomplete. Delete it and download it again.")
-        return array.astype(np.float32, copy=False).reshape(entry.shape)
+        advice = "Delete it and download it again."
+        try:
+            with open(data_file, "rb") as f:
+                f.seek(entry.offset)
+                raw = f.read(entry.size)
+        except FileNotFoundError:
+            raise CheckpointError(f"{data_file.name}, which holds {name}, is missing from "
+                                  f"{data_file.parent}. Download the checkpoint again.") from None
+        except OSError as error:
+            raise CheckpointError(f"Cannot read {name} from {data_file}: "
+                                  f"{error.strerror or error}. {advice}") from None
+        if len(raw) != entry.size:
+            raise _DamagedData(f"{data_file} ends before the data of {name}: it is "
+                               "incomplete.", advice, data_file)
+        if _masked_crc32c(raw) != entry.crc32c:
+            raise _DamagedData(f"{data_file} is damaged: the bytes of {name} do not match "
+                               "the CRC32C checksum in the index.", advice, data_file)
+        # astype copies: arrays of their own, writable (frombuffer's view of bytes is not).
+        return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(entry.shape)
 
 
 def _read_table(data):
@@ -668,7 +1150,8 @@ def _parse_bundle_header(raw):
 
 def _parse_bundle_entry(raw):
     """A BundleEntryProto: dtype=1, shape=2, shard_id=3, offset=4, size=5, slices=7."""
-    values = {"dtype": 0, "shape": (), "shard_id": 0, "offset": 0, "size": 0, "sliced": False}
+    values = {"dtype": 0, "shape": (), "shard_id": 0, "offset": 0, "size": 0, "sliced": False,
+              "crc32c": 0}  # proto3 leaves out zeros, a checksum of 0 included
     for field, value in _proto_fields(raw):
         if field == 1:
             values["dtype"] = value
@@ -676,6 +1159,8 @@ def _parse_bundle_entry(raw):
             values["shape"] = _parse_tensor_shape(value)
         elif field in (3, 4, 5):
             values[("shard_id", "offset", "size")[field - 3]] = _as_int64(value)
+        elif field == 6:  # fixed32: the masked CRC32C of the tensor's bytes
+            values["crc32c"] = value
         elif field == 7:  # a partitioned variable, stored as slices
             values["sliced"] = True
     return _BundleEntry(**values)

@@ -28,6 +28,7 @@ repeatable. An answer ends at GPT-2's <|endoftext|> token or after --tokens toke
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -38,13 +39,13 @@ sys.path.insert(0, str(SCRIPTS))
 
 from generate import (  # noqa: E402
     SIZES, DownloadFailed, UsageError, add_decoding_args, check_decoding_args, load_model,
-    pick_device)
+    ArgumentParser, check_writable, pick_device, run_cli)
 
 EXIT_WORDS = {"exit", "quit"}
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="chat.py",
         description=__doc__.split("\n\n")[0],
         epilog="\n\n".join(__doc__.split("\n\n")[1:]),
@@ -91,6 +92,18 @@ def check_args(args):
         raise UsageError(f"checkpoint file not found: {args.ckpt}")
     if args.data is not None and not args.data.is_file():
         raise UsageError(f"data file not found: {args.data}")
+    if args.gen_test_set:
+        check_writable(args.out)  # before the (long) generation, not after it
+
+
+def write_atomically(path, text):
+    """Write `text` to `path` whole or not at all (a temporary file, then a rename)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def load_test_split(data_path):
@@ -108,6 +121,8 @@ def load_test_split(data_path):
         data = json.loads(Path(data_path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UsageError(f"{data_path} is not valid JSON: {error}") from None
+    except OSError as error:
+        raise UsageError(f"cannot read {data_path}: {error.strerror or error}") from None
     if not isinstance(data, list) or not all(
             isinstance(e, dict) and {"instruction", "output"} <= e.keys() for e in data):
         raise UsageError(f"{data_path} must hold a JSON list of objects with "
@@ -120,60 +135,61 @@ def load_test_split(data_path):
 
 
 def main(argv=None):
+    return run_cli("chat.py", _main, argv)
+
+
+def _main(argv=None):
     args = parse_args(argv)
-    try:
-        check_args(args)
-        device = pick_device(args.device)
+    check_args(args)
+    interactive = args.ask is None and not args.gen_test_set
+    if interactive and sys.stdin is None:
+        raise UsageError("standard input is closed: give the instruction with --ask")
+    device = pick_device(args.device)
 
-        import tiktoken
-        import torch
+    import tiktoken
+    import torch
 
-        from previous_chapters import generate_response
+    from previous_chapters import generate_response
 
-        test_data = load_test_split(args.data) if args.gen_test_set else None
-        model, _ = load_model(args, device)
-        tokenizer = tiktoken.get_encoding("gpt2")
-        decoding = dict(max_new_tokens=args.tokens, temperature=args.temperature,
-                        top_k=args.top_k, top_p=args.top_p, eos_id=50256)
+    test_data = load_test_split(args.data) if args.gen_test_set else None
+    model, _ = load_model(args, device)
+    tokenizer = tiktoken.get_encoding("gpt2")
+    decoding = dict(max_new_tokens=args.tokens, temperature=args.temperature,
+                    top_k=args.top_k, top_p=args.top_p, eos_id=50256)
 
-        def answer(instruction, input_text=""):
-            entry = {"instruction": instruction, "input": input_text}
-            return generate_response(model, tokenizer, entry, **decoding)
+    def answer(instruction, input_text=""):
+        entry = {"instruction": instruction, "input": input_text}
+        return generate_response(model, tokenizer, entry, **decoding)
 
-        torch.manual_seed(args.seed)
-        if args.ask is not None:
-            print(answer(args.ask.strip(), args.input) or "(empty response)")
-        elif args.gen_test_set:
-            entries = test_data[:args.limit]
-            results = []
-            for i, entry in enumerate(entries, start=1):
-                results.append({**entry, "model_response": generate_response(
-                    model, tokenizer, entry, **decoding)})
-                print(f"\ranswered {i} of {len(entries)}", end="", file=sys.stderr, flush=True)
-            print(file=sys.stderr)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(results, indent=4), encoding="utf-8")
-            print(f"wrote {len(results)} responses to {args.out}")
-        else:
-            print("Type an instruction (exit to quit).")
-            while True:
-                try:
-                    instruction = input("\nInstruction> ").strip()
-                    if instruction.lower() in EXIT_WORDS:
-                        break
-                    if not instruction:
-                        continue
-                    input_text = input("Input (Enter for none)> ").strip()
-                except EOFError:  # Ctrl-D
-                    print()
-                    break
-                print(answer(instruction, input_text) or "(empty response)")
-    except (UsageError, DownloadFailed) as error:
-        print(f"chat.py: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
+    torch.manual_seed(args.seed)
+    if args.ask is not None:
+        print(answer(args.ask.strip(), args.input) or "(empty response)")
+    elif args.gen_test_set:
+        entries = test_data[:args.limit]
+        results = []
+        for i, entry in enumerate(entries, start=1):
+            results.append({**entry, "model_response": generate_response(
+                model, tokenizer, entry, **decoding)})
+            print(f"\ranswered {i} of {len(entries)}", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
-        return 130
+        write_atomically(args.out, json.dumps(results, indent=4))
+        print(f"wrote {len(results)} responses to {args.out}")
+    else:
+        print("Type an instruction (exit to quit).")
+        while True:
+            try:
+                instruction = input("\nInstruction> ").strip()
+                if instruction.lower() in EXIT_WORDS:
+                    break
+                if not instruction:
+                    continue
+                input_text = input("Input (Enter for none)> ").strip()
+            except EOFError:  # Ctrl-D
+                print()
+                break
+            except UnicodeDecodeError:
+                raise UsageError("the input is not UTF-8 text") from None
+            print(answer(instruction, input_text) or "(empty response)")
     return 0
 
 

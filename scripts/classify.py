@@ -22,9 +22,11 @@ configuration plus "num_classes" (the size of the classification head) and "max_
 (the token length the training messages were padded to; new messages are prepared the
 same way). A language-model checkpoint from Chapter 5 is refused.
 
-Exit status: 2 for a usage error (an empty message, a missing or unsuitable checkpoint),
-else 0. With standard input, a rejected line is reported and the others are still
-classified; the exit status is then 2. At the interactive prompt it is always 0.
+Exit status: 2 for a usage error (an empty message, a missing or unsuitable checkpoint,
+standard input closed), else 0. With standard input, a rejected line (empty, or not
+UTF-8 text) is reported and the others are still classified; the exit status is then 2.
+At the interactive prompt it is always 0. Ctrl-C ends with 130, and output into a pipe
+that was closed (`| head -1`) ends quietly with 141; every error is one line.
 """
 
 import argparse
@@ -35,12 +37,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generate import UsageError, pick_device  # noqa: E402
+from generate import ArgumentParser, UsageError, pick_device, run_cli  # noqa: E402
 
 EXIT_PROMPT = "exit"
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="classify.py",
         description=__doc__.split("\n\n")[0],
         epilog="\n\n".join(__doc__.split("\n\n")[1:]),
@@ -97,14 +99,23 @@ class Classifier:
 
 
 def classify_stream(classify, lines, interactive):
-    """Classify one message per line, reporting bad ones and going on; returns the exit code."""
+    """Classify one message per line, reporting bad ones and going on; returns the exit code.
+
+    `lines` may hold bytes (standard input read raw): each line is decoded on its own, so
+    one line that is not UTF-8 is reported like any other bad line."""
     exit_code = 0
     for number, line in enumerate(lines, start=1):
-        text = line.rstrip("\r\n")
-        if interactive and text.strip() == EXIT_PROMPT:
-            break
+        where = "the message" if interactive else f"line {number}"
         try:
-            print(classify(text, "the message" if interactive else f"line {number}"), flush=True)
+            if isinstance(line, bytes):
+                try:
+                    line = line.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise UsageError(f"{where} is not UTF-8 text") from None
+            text = line.rstrip("\r\n")
+            if interactive and text.strip() == EXIT_PROMPT:
+                break
+            print(classify(text, where), flush=True)
         except UsageError as error:
             print(f"classify.py: error: {error}", file=sys.stderr, flush=True)
             if not interactive:  # someone at the prompt has seen the error already
@@ -120,31 +131,37 @@ def prompt_lines():
         except EOFError:
             print(file=sys.stderr)
             return
+        except UnicodeDecodeError:
+            print("classify.py: error: that message is not UTF-8 text", file=sys.stderr)
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        # Check what can be checked before the (slow) model loading.
-        for number, text in enumerate(args.messages, start=1):
-            if not text.strip():
-                raise UsageError(f"message {number} is empty: give some text to classify")
-        if not args.ckpt.is_file():
-            raise UsageError(f"checkpoint file not found: {args.ckpt}")
-        classify = Classifier(args.ckpt, pick_device(args.device))
+    return run_cli("classify.py", _main, argv)
 
-        if args.messages:
-            for number, text in enumerate(args.messages, start=1):
-                print(classify(text, f"message {number}"), flush=True)
-            return 0
-        if sys.stdin.isatty():
-            print(f"Type a message and press Enter; `{EXIT_PROMPT}` or Ctrl-D quits.",
-                  file=sys.stderr)
-            return classify_stream(classify, prompt_lines(), interactive=True)
-        return classify_stream(classify, sys.stdin, interactive=False)
-    except UsageError as error:
-        print(f"classify.py: error: {error}", file=sys.stderr)
-        return error.exit_code
+
+def _main(argv=None):
+    args = parse_args(argv)
+    # Check what can be checked before the (slow) model loading.
+    for number, text in enumerate(args.messages, start=1):
+        if not text.strip():
+            raise UsageError(f"message {number} is empty: give some text to classify")
+    if not args.messages and sys.stdin is None:
+        raise UsageError("no messages: standard input is closed; give messages as arguments")
+    if not args.ckpt.is_file():
+        raise UsageError(f"checkpoint file not found: {args.ckpt}")
+    classify = Classifier(args.ckpt, pick_device(args.device))
+
+    if args.messages:
+        for number, text in enumerate(args.messages, start=1):
+            print(classify(text, f"message {number}"), flush=True)
+        return 0
+    if sys.stdin.isatty():
+        print(f"Type a message and press Enter; `{EXIT_PROMPT}` or Ctrl-D quits.",
+              file=sys.stderr)
+        return classify_stream(classify, prompt_lines(), interactive=True)
+    # Raw bytes: a line that is not UTF-8 is reported, not fatal to the others.
+    stream = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
+    return classify_stream(classify, stream, interactive=False)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ sample repeatable. Generation stops early at GPT-2's <|endoftext|> token.
 """
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -36,20 +38,75 @@ SIZES = {  # --size -> (OpenAI's checkpoint name, MODEL_CONFIGS name)
 EOS_TEXT = "<|endoftext|>"
 
 
-class UsageError(Exception):
+class CliError(Exception):
+    """A problem the command reports in one line, without a traceback: exit code 1."""
+
+    exit_code = 1
+
+
+class UsageError(CliError):
     """A problem with the user's input: reported in one line, exit code 2."""
 
     exit_code = 2
 
 
-class DownloadFailed(Exception):
+class DownloadFailed(CliError):
     """The weights could not be downloaded: reported without a traceback, exit code 1."""
 
     exit_code = 1
 
 
+# Below this, sampling is greedy decoding in all but name, and far below it the division
+# by the temperature overflows to inf/nan.
+MIN_TEMPERATURE = 1e-4
+
+
+def run_cli(prog, main, argv=None):
+    """Run `main(argv)` as a command and return its exit code, never with a traceback.
+
+    UsageError ends in one line and exit code 2, any other CliError (DownloadFailed...)
+    and an unwritable output or unreadable file (OSError) in one line and 1, Ctrl-C in 130; when the reader of
+    the output goes away (`| head -1`) it stops quietly with 141, as `yes | head` does.
+    """
+    try:
+        code = main(argv)
+        sys.stdout.flush()  # a full disk or closed pipe shows here, not at exit
+        return code
+    except CliError as error:
+        print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        _drop_stdout()
+        return 141
+    except OSError as error:
+        _drop_stdout()
+        where = f": {error.filename}" if error.filename else " (standard output?)"
+        print(f"{prog}: error: {error.strerror or error}{where}", file=sys.stderr)
+        return 1
+
+
+def _drop_stdout():
+    """Point standard output at /dev/null, so that Python's final flush can't fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, but a bad argument is one line (not the whole usage), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="generate.py",
         description=__doc__.split("\n\n")[0],
         epilog="\n\n".join(__doc__.split("\n\n")[1:]),
@@ -96,12 +153,34 @@ def check_args(args):
 
 def check_decoding_args(args):
     """Reject sampling settings that generate() would refuse, as a one-line usage error."""
-    if args.temperature < 0:
-        raise UsageError(f"--temperature must be >= 0 (0 means greedy), got {args.temperature}")
+    if not math.isfinite(args.temperature) or args.temperature < 0:
+        raise UsageError(f"--temperature must be a number >= 0 (0 means greedy), "
+                         f"got {args.temperature}")
+    if 0 < args.temperature < MIN_TEMPERATURE:
+        raise UsageError(f"--temperature {args.temperature} is too small to sample with; "
+                         f"use 0 for greedy decoding or at least {MIN_TEMPERATURE}")
     if args.top_k is not None and args.top_k < 1:
         raise UsageError(f"--top_k must be at least 1, got {args.top_k}")
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise UsageError(f"--top_p must be in (0, 1], got {args.top_p}")
+    if not 0 <= args.seed < 2**63:
+        raise UsageError(f"--seed must be from 0 to 2**63 - 1, got {args.seed}")
+
+
+def check_writable(path):
+    """UsageError unless a file can be written at `path` (its folder is made if needed)."""
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a folder; give a file name")
+    folder = next((p for p in path.parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise UsageError(f"cannot write --out {path}: {folder} is not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(f"cannot write --out {path}: {error.strerror or error}") from None
 
 
 def pick_device(name):
@@ -127,50 +206,56 @@ def load_model(args, device):
             raise UsageError(" ".join(str(error).split())) from None
         return model, checkpoint["config"]
 
-    from gpt_download import DownloadError, download_and_load_gpt2
+    from gpt_download import CheckpointError, DownloadError, download_and_load_gpt2
 
     try:
         _, params = download_and_load_gpt2(checkpoint_name, str(args.models_dir))
-    except DownloadError as error:
+    except (DownloadError, CheckpointError) as error:
         raise DownloadFailed(str(error)) from None
+    except ValueError as error:  # e.g. a bad LLM_COURSE_DOWNLOAD_* setting
+        raise UsageError(str(error)) from None
     config = gpt2_config(config_name)
     model = GPTModel(config)
-    load_weights_into_gpt(model, params)
+    try:
+        load_weights_into_gpt(model, params)
+    except ValueError as error:  # the downloaded weights are not of this size
+        raise DownloadFailed(f"the weights in {args.models_dir / checkpoint_name} do not fit "
+                             f"GPT-2 {args.size}: {error}") from None
     return model.to(device).eval(), config
 
 
 def main(argv=None):
+    return run_cli("generate.py", _main, argv)
+
+
+def _main(argv=None):
     args = parse_args(argv)
-    try:
-        check_args(args)
-        device = pick_device(args.device)
+    check_args(args)
+    device = pick_device(args.device)
 
-        import tiktoken
-        import torch
+    import tiktoken
+    import torch
 
-        from previous_chapters import generate, text_to_token_ids, token_ids_to_text
+    from previous_chapters import generate, text_to_token_ids, token_ids_to_text
 
-        model, config = load_model(args, device)
-        tokenizer = tiktoken.get_encoding("gpt2")
-        prompt_ids = text_to_token_ids(args.prompt, tokenizer).to(device)
-        if prompt_ids.shape[1] > config["context_length"]:
-            print(f"note: the prompt has {prompt_ids.shape[1]} tokens; the model sees only "
-                  f"the last {config['context_length']}", file=sys.stderr)
-        eos_id = tokenizer.encode(EOS_TEXT, allowed_special={EOS_TEXT})[0]
-        if eos_id >= config["vocab_size"]:
-            eos_id = None  # a model with a smaller vocabulary can't produce it
+    model, config = load_model(args, device)
+    tokenizer = tiktoken.get_encoding("gpt2")
+    prompt_ids = text_to_token_ids(args.prompt, tokenizer).to(device)
+    if prompt_ids.shape[1] > config["context_length"]:
+        print(f"note: the prompt has {prompt_ids.shape[1]} tokens; the model sees only "
+              f"the last {config['context_length']}", file=sys.stderr)
+    eos_id = tokenizer.encode(EOS_TEXT, allowed_special={EOS_TEXT})[0]
+    if eos_id >= config["vocab_size"]:
+        eos_id = None  # a model with a smaller vocabulary can't produce it
 
-        torch.manual_seed(args.seed)
-        out = generate(model, prompt_ids, max_new_tokens=args.tokens,
-                       context_size=config["context_length"], temperature=args.temperature,
-                       top_k=args.top_k, top_p=args.top_p, eos_id=eos_id)
-        token_ids = out[0].cpu()  # (num_tokens,)
-        if eos_id is not None and out.shape[1] > prompt_ids.shape[1] and token_ids[-1].item() == eos_id:
-            token_ids = token_ids[:-1]  # stopped at the end marker: don't print it
-        print(token_ids_to_text(token_ids, tokenizer))
-    except (UsageError, DownloadFailed) as error:
-        print(f"generate.py: error: {error}", file=sys.stderr)
-        return error.exit_code
+    torch.manual_seed(args.seed)
+    out = generate(model, prompt_ids, max_new_tokens=args.tokens,
+                   context_size=config["context_length"], temperature=args.temperature,
+                   top_k=args.top_k, top_p=args.top_p, eos_id=eos_id)
+    token_ids = out[0].cpu()  # (num_tokens,)
+    if eos_id is not None and out.shape[1] > prompt_ids.shape[1] and token_ids[-1].item() == eos_id:
+        token_ids = token_ids[:-1]  # stopped at the end marker: don't print it
+    print(token_ids_to_text(token_ids, tokenizer))
     return 0
 
 

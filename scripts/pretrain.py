@@ -25,6 +25,7 @@ Without --text, the short story of Chapter 5 is downloaded (LLM_COURSE_MIRROR ap
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 import time
@@ -37,7 +38,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
+from generate import ArgumentParser, CliError, UsageError, check_writable, run_cli  # noqa: E402
 from previous_chapters import (  # noqa: E402
     GPT_CONFIG_124M,
     GPTDatasetV1,
@@ -45,16 +47,25 @@ from previous_chapters import (  # noqa: E402
     bf16_supported,
     calc_loss_batch,
     calc_loss_loader,
+    check_checkpoint_config,
     choose_device,
     cosine_lr,
+    describe_load_error,
     make_optimizer,
     use_fused_layers,
 )
 
 
+class TrainingFailed(CliError):
+    """Training went wrong (e.g. the loss became nan): one line, exit code 1."""
+
+    exit_code = 1
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="pretrain.py", description=__doc__.split("\n\n")[0],
+                            epilog=__doc__.split("\n\n", 1)[1],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--text", type=Path, help="training text (default: Chapter 5's short story)")
     data.add_argument("--val-fraction", type=float, default=0.1, help="share of the text held out (end)")
@@ -91,15 +102,56 @@ def parse_args(argv=None):
     out.add_argument("--log-every", type=int, default=10)
     out.add_argument("--log-file", type=Path, help="append one JSON line per step (first process)")
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.batch_size < 1 or args.accumulation_steps < 1 or args.stop_after < 0:
-        parser.error("--steps, --batch-size and --accumulation-steps must be at least 1, --stop-after at least 0")
+    problem = check_args(args)
+    if problem:
+        parser.error(problem)
+    if int(os.environ.get("RANK", "0")) == 0:
+        check_writable(args.out)  # now, not after the training
     return args
+
+
+def check_args(args):
+    """What is wrong with the arguments, in one line, or None (argparse checked the types)."""
+    at_least = {"--steps": (args.steps, 1), "--batch-size": (args.batch_size, 1),
+                "--accumulation-steps": (args.accumulation_steps, 1),
+                "--context-length": (args.context_length, 1), "--emb-dim": (args.emb_dim, 1),
+                "--n-layers": (args.n_layers, 1), "--n-heads": (args.n_heads, 1),
+                "--log-every": (args.log_every, 1), "--eval-batches": (args.eval_batches, 1),
+                "--stop-after": (args.stop_after, 0), "--save-every": (args.save_every, 0),
+                "--eval-every": (args.eval_every, 0), "--warmup-steps": (args.warmup_steps, 0)}
+    for name, (value, low) in at_least.items():
+        if value < low:
+            return f"{name} must be at least {low}, got {value}"
+    if args.emb_dim % args.n_heads:
+        return f"--emb-dim {args.emb_dim} is not divisible by --n-heads {args.n_heads}"
+    if not 0 <= args.seed < 2**63:
+        return f"--seed must be from 0 to 2**63 - 1, got {args.seed}"
+    ranges = {"--val-fraction": (args.val_fraction, 0, 1, "from 0 up to (not including) 1"),
+              "--drop-rate": (args.drop_rate, 0, 1, "from 0 up to (not including) 1")}
+    for name, (value, low, high, words) in ranges.items():
+        if not (math.isfinite(value) and low <= value < high):
+            return f"{name} must be {words}, got {value}"
+    positive = {"--lr": args.lr, "--max-grad-norm": args.max_grad_norm}
+    for name, value in positive.items():
+        if value is not None and not (math.isfinite(value) and value > 0):
+            return f"{name} must be a number above 0, got {value}"
+    for name, value in {"--min-lr": args.min_lr, "--weight-decay": args.weight_decay}.items():
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            return f"{name} must be a number >= 0, got {value}"
+    if args.text is not None and not args.text.is_file():
+        return f"--text {args.text}: no such file"
+    if args.out.is_dir():
+        return f"--out {args.out} is a folder; give a file name"
+    return None
 
 
 def setup_distributed(device_name):
     """(rank, world_size, device); starts the process group when run under torchrun."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    device = choose_device(device_name)
+    try:
+        device = choose_device(device_name)
+    except (RuntimeError, ValueError) as error:
+        raise UsageError(f"unusable --device {device_name!r}: {error}") from None
     if world_size == 1:
         return 0, 1, device
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
@@ -136,6 +188,9 @@ def step_batches(loader, sampler, steps_per_epoch, accumulation_steps, start_ste
 
 
 def save_checkpoint(path, model, config, optimizer, step):
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise TrainingFailed(f"the weights hold nan or inf values at step {step}; {path} was "
+                             "not written. Lower --lr or set --max-grad-norm, then train again.")
     path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = {"config": dict(config), "model_state_dict": model.state_dict(),
                   "optimizer_state_dict": optimizer.state_dict(), "step": step}
@@ -145,6 +200,33 @@ def save_checkpoint(path, model, config, optimizer, step):
 
 
 def main(argv=None):
+    return run_cli("pretrain.py", train, argv)
+
+
+def load_resume_checkpoint(path, device):
+    """The checkpoint --resume continues from, checked; UsageError if it can't be used."""
+    if not path.is_file():
+        raise UsageError(f"--resume: there is no checkpoint at {path}")
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # not a PyTorch file, or one holding arbitrary objects
+        raise UsageError(f"--resume: {path} is not a readable PyTorch checkpoint: "
+                         f"{describe_load_error(error)}") from None
+    if not (isinstance(checkpoint, dict) and {"config", "model_state_dict",
+                                              "optimizer_state_dict", "step"} <= checkpoint.keys()):
+        raise UsageError(f"--resume: {path} was not written by pretrain.py (it needs config, "
+                         "model_state_dict, optimizer_state_dict and step)")
+    step = checkpoint["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise UsageError(f"--resume: {path} records step {step!r}")
+    try:
+        check_checkpoint_config(checkpoint["config"], checkpoint["model_state_dict"], path)
+    except ValueError as error:
+        raise UsageError(f"--resume: {error}") from None
+    return checkpoint
+
+
+def train(argv=None):
     args = parse_args(argv)
     rank, world_size, device = setup_distributed(args.device)
     is_main = rank == 0
@@ -154,15 +236,13 @@ def main(argv=None):
             print(message, flush=True)
 
     if args.batch_size % (world_size * args.accumulation_steps):
-        raise SystemExit(f"--batch-size {args.batch_size} is not divisible by {world_size} processes "
+        raise UsageError(f"--batch-size {args.batch_size} is not divisible by {world_size} processes "
                          f"x {args.accumulation_steps} accumulation steps")
     micro_batch_size = args.batch_size // (world_size * args.accumulation_steps)
 
     checkpoint = None
     if args.resume:
-        if not args.out.exists():
-            raise SystemExit(f"--resume: there is no checkpoint at {args.out}")
-        checkpoint = torch.load(args.out, map_location=device, weights_only=True)
+        checkpoint = load_resume_checkpoint(args.out, device)
         config = checkpoint["config"]
     else:
         config = {**GPT_CONFIG_124M, "context_length": args.context_length, "emb_dim": args.emb_dim,
@@ -170,20 +250,30 @@ def main(argv=None):
 
     # Data: the same split and windows as Chapter 5.
     if args.text is None:
-        from gpt_download import download_data_file
-        args.text = download_data_file("the-verdict.txt")
-    text = args.text.read_text(encoding="utf-8")
+        from gpt_download import DownloadError, download_data_file
+        try:
+            args.text = download_data_file("the-verdict.txt")
+        except DownloadError as error:
+            raise TrainingFailed(str(error)) from None
+    try:
+        text = args.text.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"--text {args.text} is not UTF-8 text ({error.reason} at byte "
+                         f"{error.start:,})") from None
     split = int(len(text) * (1 - args.val_fraction))
     tokenizer = tiktoken.get_encoding("gpt2")
     context_length = config["context_length"]
-    train_set = GPTDatasetV1(text[:split], tokenizer, context_length, stride=context_length)
+    try:
+        train_set = GPTDatasetV1(text[:split], tokenizer, context_length, stride=context_length)
+    except ValueError as error:  # too little text for one sequence
+        raise UsageError(f"--text {args.text}: {error}") from None
     # Even on one process: the sampler makes the data order independent of the process count.
     sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True,
                                  seed=args.seed, drop_last=True)
     train_loader = DataLoader(train_set, batch_size=micro_batch_size, sampler=sampler, drop_last=True)
     steps_per_epoch = len(train_loader) // args.accumulation_steps
     if steps_per_epoch == 0:
-        raise SystemExit(f"The training text gives {len(train_set)} sequences of {context_length} tokens, "
+        raise UsageError(f"The training text gives {len(train_set)} sequences of {context_length} tokens, "
                          f"fewer than one batch of {args.batch_size}: lower --batch-size or --context-length.")
     val_loader = None
     if is_main and args.eval_every:
@@ -194,15 +284,22 @@ def main(argv=None):
             log(f"no validation loss: {error}")
 
     torch.manual_seed(args.seed)  # the same initial weights on every process
-    model = GPTModel(config)
+    try:
+        model = GPTModel(config)
+    except (KeyError, TypeError, ValueError) as error:
+        raise UsageError(f"cannot build the model from the configuration {config}: {error}") from None
     if not args.no_fused_layers:
         use_fused_layers(model)
     model.to(device)
     optimizer = make_optimizer(model, lr=args.lr, weight_decay=args.weight_decay)
     start_step = 0
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model_state_dict"])
-        optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+        try:
+            model.load_state_dict(checkpoint["model_state_dict"])
+            optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UsageError(f"--resume: {args.out} does not fit its own configuration: {first}") from None
         start_step = checkpoint["step"]
         log(f"resuming from {args.out} at step {start_step}")
     if start_step >= args.steps:
@@ -250,6 +347,11 @@ def main(argv=None):
 
         done = step + 1
         loss = mean_over_processes(loss_sum / len(micro_batches), world_size, device)
+        if not math.isfinite(loss):  # every process sees the same mean, so all stop here
+            raise TrainingFailed(
+                f"the training loss became {loss} at step {done}; stopped without saving "
+                f"(an earlier --save-every checkpoint in {args.out} is kept). Lower --lr, "
+                "set --max-grad-norm or --warmup-steps, then train again.")
         if is_main and args.log_file:
             with open(args.log_file, "a") as f:
                 f.write(json.dumps({"step": done, "loss": loss, "lr": lr}) + "\n")
@@ -272,7 +374,8 @@ def finish(world_size):
     if world_size > 1:
         dist.barrier()  # the checkpoint is written before any process exits
         dist.destroy_process_group()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

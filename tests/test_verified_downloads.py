@@ -1,0 +1,445 @@
+"""Nothing downloaded is trusted unchecked (issue 13): hostile loopback servers, damaged
+files, interrupted extraction, two processes fetching one file, bounded waits."""
+
+import hashlib
+import io
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
+import gpt_download  # noqa: E402
+from gpt_download import (  # noqa: E402
+    DATA_FILES, MIRROR_ENV, CheckpointError, DownloadError, download_and_load_gpt2,
+    download_data_file, download_file, extract_zip_member, load_gpt2_params_from_tf_ckpt,
+)
+
+BODY = bytes(range(256)) * 1024  # 256 KiB
+BODY_SHA = hashlib.sha256(BODY).hexdigest()
+TINY = {"n_vocab": 64, "n_ctx": 16, "n_embd": 8, "n_head": 2, "n_layer": 2}
+DATA_SHARD = "model.ckpt.data-00000-of-00001"
+
+
+class Hostile:
+    """A loopback HTTP server; `routes` maps a path to bytes (served with Range support and
+    a Content-Length) or to a function(handler) that answers however it likes."""
+
+    def __init__(self, routes):
+        self.routes = routes
+        self.requests = []
+        handler = self._handler_class()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler_class(server):  # noqa: N805
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_GET(self):
+                server.requests.append((self.path, self.headers.get("Range")))
+                route = server.routes.get(self.path)
+                if route is None:
+                    self.send_error(404)
+                elif callable(route):
+                    try:
+                        route(self)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                else:
+                    start = 0
+                    if self.headers.get("Range"):
+                        start = int(self.headers["Range"].split("=")[1].rstrip("-"))
+                        if start >= len(route):
+                            self.send_response(416)
+                            self.send_header("Content-Range", f"bytes */{len(route)}")
+                            self.end_headers()
+                            return
+                    self.send_response(206 if start else 200)
+                    if start:
+                        self.send_header("Content-Range",
+                                         f"bytes {start}-{len(route) - 1}/{len(route)}")
+                    self.send_header("Content-Length", str(len(route) - start))
+                    self.end_headers()
+                    self.wfile.write(route[start:])
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+
+def files_in(directory):
+    directory = Path(directory)
+    return sorted(p.name for p in directory.iterdir() if not p.name.startswith(".")) \
+        if directory.exists() else []
+
+
+def raw_body(data):
+    """A route sending `data` with no Content-Length, then closing: a cut-off body looks so."""
+    def route(handler):
+        handler.send_response(200)
+        handler.end_headers()
+        handler.wfile.write(data)
+    return route
+
+
+# ---------------------------------------------------------------------------
+# 1, 3. The course's data files are checked by size and SHA-256
+# ---------------------------------------------------------------------------
+
+def test_data_files_carry_their_hashes():
+    verdict = DATA_FILES["the-verdict.txt"]
+    assert verdict.size == 20_479 and verdict.sha256.startswith("b41e41a6")
+    assert DATA_FILES["instruction-data.json"].sha256.startswith("7e09a9af")
+    assert DATA_FILES["sms_spam_collection/SMSSpamCollection"].sha256.startswith("7d039a24")
+
+
+@pytest.mark.parametrize("body", [
+    b"\xef\xbb\xbf<head><title>502</title></head>",   # HTML without <!doctype or <html
+    b"Not Found",                                     # a plain-text error
+    None,                                             # the real text cut short, no Content-Length
+])
+def test_a_wrong_data_file_is_never_kept(tmp_path, monkeypatch, body):
+    real = (ROOT.parent / "shared" / "data" / "the-verdict.txt")
+    text = real.read_bytes() if real.exists() else b"x" * 20_479
+    route = raw_body(text[:5000]) if body is None else body
+    with Hostile({"/the-verdict.txt": route}) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        with pytest.raises(DownloadError, match=r"the-verdict.txt(?s:.*)expected 20,479"):
+            download_data_file("the-verdict.txt", tmp_path)
+    assert files_in(tmp_path) == []  # neither the file nor a .part to resume
+
+
+def test_a_right_sized_data_file_with_wrong_bytes_is_refused_by_hash(tmp_path, monkeypatch):
+    with Hostile({"/the-verdict.txt": b"A" * 20_479}) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        with pytest.raises(DownloadError, match="SHA-256"):
+            download_data_file("the-verdict.txt", tmp_path)
+    assert files_in(tmp_path) == []
+
+
+def test_a_damaged_data_file_already_on_disk_is_fetched_again(tmp_path, monkeypatch):
+    (tmp_path / "f.txt").write_bytes(b"<html>error</html>")
+    with Hostile({"/f.txt": BODY}) as server:
+        path = download_file(f"{server.url}/f.txt", tmp_path / "f.txt", sha256=BODY_SHA)
+    assert path.read_bytes() == BODY
+
+
+# ---------------------------------------------------------------------------
+# 2. One writer per file; a resumed .part is checked like any other file
+# ---------------------------------------------------------------------------
+
+def slow_body(data, pieces=25, pause_s=0.02):
+    def route(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        step = len(data) // pieces + 1
+        for start in range(0, len(data), step):
+            handler.wfile.write(data[start:start + step])
+            handler.wfile.flush()
+            time.sleep(pause_s)
+    return route
+
+
+def test_two_processes_downloading_one_file_never_share_a_part(tmp_path):
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from gpt_download import download_file;"
+            "download_file(sys.argv[2], sys.argv[3], expected_size=int(sys.argv[4]),"
+            " sha256=sys.argv[5]); print('ok')")
+    with Hostile({"/f.bin": slow_body(BODY)}) as server:
+        args = [sys.executable, "-c", code, str(ROOT), f"{server.url}/f.bin",
+                str(tmp_path / "f.bin"), str(len(BODY)), BODY_SHA]
+        runs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(2)]
+        results = [run.communicate(timeout=60) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], results
+    assert (tmp_path / "f.bin").read_bytes() == BODY
+    assert files_in(tmp_path) == ["f.bin"]
+    assert len(server.requests) == 1  # the second process waited, then used the first's file
+
+
+def test_a_part_file_holding_garbage_is_caught_and_downloaded_afresh(tmp_path):
+    (tmp_path / "f.bin.part").write_bytes(b"\x00" * (len(BODY) // 2))  # not BODY's first half
+    with Hostile({"/f.bin": BODY}) as server:
+        download_file(f"{server.url}/f.bin", tmp_path / "f.bin", sha256=BODY_SHA, backoff_s=0)
+    assert (tmp_path / "f.bin").read_bytes() == BODY
+    # First the resume (whose result fails the hash), then the whole file.
+    assert [r for _, r in server.requests] == [f"bytes={len(BODY) // 2}-", None]
+
+
+# ---------------------------------------------------------------------------
+# 3. Extraction: atomic, only the expected member, capped
+# ---------------------------------------------------------------------------
+
+SMS = b"ham\tGo until jurong point\nspam\tWINNER!! Claim your prize\n" * 100
+
+
+def zip_of(members):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def sms_spec(monkeypatch):
+    """DATA_FILES' SMSSpamCollection entry, pinned to the small SMS stand-in."""
+    key = "sms_spam_collection/SMSSpamCollection"
+    spec = DATA_FILES[key]._replace(size=len(SMS), sha256=hashlib.sha256(SMS).hexdigest())
+    monkeypatch.setitem(DATA_FILES, key, spec)
+    return key
+
+
+def serve_zip(monkeypatch, data):
+    server = Hostile({"/sms_spam_collection/sms+spam+collection.zip": data})
+    monkeypatch.setenv(MIRROR_ENV, server.url)
+    return server
+
+
+def test_sms_data_is_extracted_verified(tmp_path, monkeypatch, sms_spec):
+    with serve_zip(monkeypatch, zip_of({"SMSSpamCollection": SMS, "readme": b"hi"})):
+        path = download_data_file(sms_spec, tmp_path)
+    assert path == tmp_path / "SMSSpamCollection" and path.read_bytes() == SMS
+    assert files_in(tmp_path) == ["SMSSpamCollection", "sms+spam+collection.zip"]
+
+
+def test_a_partial_extraction_on_disk_is_not_trusted(tmp_path, monkeypatch, sms_spec):
+    (tmp_path / "SMSSpamCollection").write_bytes(SMS[:1000])  # an interrupted extraction
+    with serve_zip(monkeypatch, zip_of({"SMSSpamCollection": SMS})):
+        path = download_data_file(sms_spec, tmp_path)
+    assert path.read_bytes() == SMS
+
+
+def test_an_interrupted_extraction_leaves_nothing(tmp_path, monkeypatch):
+    zip_path = tmp_path / "a.zip"
+    zip_path.write_bytes(zip_of({"SMSSpamCollection": SMS}))
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(gpt_download.os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        extract_zip_member(zip_path, "SMSSpamCollection", tmp_path / "SMSSpamCollection",
+                           expected_size=len(SMS))
+    assert files_in(tmp_path) == ["a.zip"]  # no SMSSpamCollection for the next run to trust
+
+
+def test_a_zip_bomb_is_stopped_at_the_expected_size(tmp_path, monkeypatch, sms_spec):
+    bomb = zip_of({"SMSSpamCollection": b"\0" * 20_000_000})  # ~20 KB compressed
+    with serve_zip(monkeypatch, bomb):
+        with pytest.raises(DownloadError, match=f"more than the {len(SMS):,} expected"):
+            download_data_file(sms_spec, tmp_path)
+    assert files_in(tmp_path) == []  # the zip is deleted too: it can't be the right one
+
+
+def test_a_zip_without_the_member_or_with_a_path_in_its_name(tmp_path, monkeypatch, sms_spec):
+    with serve_zip(monkeypatch, zip_of({"../SMSSpamCollection": SMS})):
+        with pytest.raises(DownloadError, match=r"holds no SMSSpamCollection \(it holds: "
+                                                r"\.\./SMSSpamCollection\)"):
+            download_data_file(sms_spec, tmp_path)
+    assert files_in(tmp_path) == []
+    zip_path = tmp_path / "a.zip"
+    zip_path.write_bytes(zip_of({"SMSSpamCollection": SMS}))
+    with pytest.raises(ValueError, match="plain file name"):
+        extract_zip_member(zip_path, "../SMSSpamCollection", tmp_path / "x")
+
+
+def test_a_member_with_the_wrong_bytes_condemns_the_zip(tmp_path, monkeypatch, sms_spec):
+    with serve_zip(monkeypatch, zip_of({"SMSSpamCollection": SMS[::-1]})):
+        with pytest.raises(DownloadError, match="SHA-256(?s:.*)was deleted"):
+            download_data_file(sms_spec, tmp_path)
+    assert files_in(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
+# 4. Bounded waits
+# ---------------------------------------------------------------------------
+
+def test_a_silent_server_is_given_up_on_after_one_timeout(tmp_path):
+    with Hostile({"/f.bin": lambda handler: time.sleep(3)}) as server:
+        started = time.monotonic()
+        with pytest.raises(DownloadError, match="no data for 0.4 s"):
+            download_file(f"{server.url}/f.bin", tmp_path / "f.bin", timeout_s=0.4, backoff_s=0)
+        assert time.monotonic() - started < 1.5  # not once per retry
+    assert gpt_download.DEFAULT_TIMEOUT_S <= 20  # the default: well under a minute
+
+
+def test_a_trickling_server_meets_the_overall_deadline(tmp_path):
+    def trickle(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(BODY)))
+        handler.end_headers()
+        for byte in BODY:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.05)
+
+    with Hostile({"/f.bin": trickle}) as server:
+        started = time.monotonic()
+        with pytest.raises(DownloadError, match="deadline"):
+            download_file(f"{server.url}/f.bin", tmp_path / "f.bin", timeout_s=5, deadline_s=1)
+        assert time.monotonic() - started < 3
+
+
+def test_writing_stops_past_the_expected_size(tmp_path):
+    def endless(handler):
+        handler.send_response(200)
+        handler.end_headers()
+        for _ in range(2000):  # 128 MB if nobody stops reading
+            handler.wfile.write(b"x" * 65536)
+
+    with Hostile({"/f.bin": endless}) as server:
+        with pytest.raises(DownloadError, match="more than the 20,479 bytes expected"):
+            download_file(f"{server.url}/f.bin", tmp_path / "f.bin", expected_size=20_479)
+    assert files_in(tmp_path) == []
+
+
+def test_a_content_length_over_the_cap_is_refused_before_writing(tmp_path):
+    with Hostile({"/f.bin": BODY}) as server:
+        with pytest.raises(DownloadError, match="offers 262,144 bytes"):
+            download_file(f"{server.url}/f.bin", tmp_path / "f.bin", max_size=1000)
+    assert files_in(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
+# GPT-2: per-tensor CRC32C, hparams against the index
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory):
+    from make_gpt2_checkpoint import make_gpt2_checkpoint
+
+    root = tmp_path_factory.mktemp("tiny")
+    tokenizer = root / "tokenizer"
+    tokenizer.mkdir()
+    (tokenizer / "encoder.json").write_text('{"!": 0}')
+    (tokenizer / "vocab.bpe").write_text("#version: 0.2\n")
+    make_gpt2_checkpoint(root / "124M", TINY, seed=5, gpt2_dir=tokenizer)
+    return {p.name: p.read_bytes() for p in (root / "124M").iterdir()}
+
+
+def flipped(data, position):
+    data = bytearray(data)
+    data[position] ^= 0x01
+    return bytes(data)
+
+
+def write_checkpoint(folder, files):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def test_a_flipped_byte_in_a_right_sized_shard_is_refused_by_both_readers(tiny_files, tmp_path):
+    files = dict(tiny_files)
+    files[DATA_SHARD] = flipped(files[DATA_SHARD], 4321)
+    folder = write_checkpoint(tmp_path / "124M", files)
+    for reader in ("numpy", "tensorflow"):  # TensorFlow's always did; now the NumPy one too
+        with pytest.raises(CheckpointError, match="(?i)checksum|crc"):
+            load_gpt2_params_from_tf_ckpt(folder, TINY, reader=reader)
+
+
+def test_a_flipped_byte_from_the_mirror_is_never_kept(tiny_files, tmp_path, monkeypatch):
+    files = dict(tiny_files)
+    files[DATA_SHARD] = flipped(files[DATA_SHARD], 4321)
+    with Hostile({f"/gpt2/124M/{name}": data for name, data in files.items()}) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        with pytest.raises(DownloadError, match="CRC32C"):
+            download_and_load_gpt2("124M", tmp_path)
+    assert DATA_SHARD not in files_in(tmp_path / "124M")
+    assert DATA_SHARD + ".part" not in files_in(tmp_path / "124M")
+
+
+def test_a_shard_damaged_on_disk_is_deleted_when_loading(tiny_files, tmp_path, monkeypatch):
+    files = dict(tiny_files)
+    files[DATA_SHARD] = flipped(files[DATA_SHARD], 100)
+    write_checkpoint(tmp_path / "124M", files)
+    with Hostile({}) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        with pytest.raises(CheckpointError, match="CRC32C checksum in the index. It was deleted; "
+                                                  "run again"):
+            download_and_load_gpt2("124M", tmp_path)
+    assert DATA_SHARD not in files_in(tmp_path / "124M")
+
+
+def test_a_wrong_hparams_on_disk_does_not_condemn_the_weights(tiny_files, tmp_path, monkeypatch):
+    files = dict(tiny_files, **{"hparams.json": json.dumps(dict(TINY, n_layer=3)).encode()})
+    write_checkpoint(tmp_path / "124M", files)
+    with Hostile({f"/gpt2/124M/{name}": data for name, data in tiny_files.items()}) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        settings, params = download_and_load_gpt2("124M", tmp_path)
+    assert settings == TINY and len(params["blocks"]) == 2
+    # Only the two small description files were fetched again, not the weights.
+    assert sorted(path for path, _ in server.requests) == [
+        "/gpt2/124M/hparams.json", "/gpt2/124M/model.ckpt.index"]
+
+
+def test_a_mirror_whose_hparams_and_index_disagree(tiny_files, tmp_path, monkeypatch):
+    files = dict(tiny_files, **{"hparams.json": json.dumps(dict(TINY, n_embd=16)).encode()})
+    with Hostile({f"/gpt2/124M/{name}": data for name, data in files.items()}) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        with pytest.raises(CheckpointError, match="describe different models"):
+            download_and_load_gpt2("124M", tmp_path)
+        assert not any(DATA_SHARD in path for path, _ in server.requests)
+
+
+def test_published_sizes_need_openais_tokenizer_files(monkeypatch, tiny_files, tmp_path):
+    # Pretend the tiny model is the published 124M: then its stand-in encoder.json is refused.
+    monkeypatch.setitem(gpt_download.GPT2_HPARAMS, "124M", dict(TINY))
+    with Hostile({f"/gpt2/124M/{name}": data for name, data in tiny_files.items()}) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        with pytest.raises(DownloadError, match="encoder.json(?s:.*)expected 1,042,301"):
+            download_and_load_gpt2("124M", tmp_path)
+
+
+# ---------------------------------------------------------------------------
+# 9. Crafted index records give CheckpointError, not OSError
+# ---------------------------------------------------------------------------
+
+def test_crafted_offsets_and_missing_shards_are_checkpoint_errors(tiny_files, tmp_path,
+                                                                  monkeypatch):
+    folder = write_checkpoint(tmp_path / "124M", tiny_files)
+    entries = gpt_download._read_index(folder / "model.ckpt.index")[1]
+    name = "model/wte"
+    real_parse = gpt_download._parse_bundle_entry
+
+    def crafted(**changes):
+        def parse(raw):
+            entry = real_parse(raw)
+            return entry._replace(**changes) if entry == entries[name] else entry
+        monkeypatch.setattr(gpt_download, "_parse_bundle_entry", parse)
+
+    crafted(offset=-8)
+    with pytest.raises(CheckpointError, match="impossible"):
+        load_gpt2_params_from_tf_ckpt(folder, TINY)
+    crafted(shard_id=3)
+    with pytest.raises(CheckpointError, match="impossible"):
+        load_gpt2_params_from_tf_ckpt(folder, TINY)
+    crafted(offset=10**12)
+    with pytest.raises(CheckpointError, match="incomplete"):
+        load_gpt2_params_from_tf_ckpt(folder, TINY)
+    monkeypatch.setattr(gpt_download, "_parse_bundle_entry", real_parse)
+    (folder / DATA_SHARD).rename(folder / "model.ckpt.data-00000-of-00002")
+    (folder / "model.ckpt.data-00001-of-00002").write_bytes(b"")
+    with pytest.raises(CheckpointError):
+        load_gpt2_params_from_tf_ckpt(folder, TINY)
