@@ -19,7 +19,6 @@ import time
 import unicodedata
 import urllib.error
 import urllib.request
-import zipfile
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -1003,17 +1002,15 @@ def build_gpt_from_params(cfg, params, device="cpu"):
 
 
 def download_and_unzip_spam_data(data_dir="data"):
-    """Download the SMS Spam Collection once and return the path of its data file."""
-    data_file = Path(data_dir) / "SMSSpamCollection"
-    if data_file.exists():
-        return data_file
+    """Download the SMS Spam Collection once and return the path of its data file.
+
+    gpt_download fetches the zip, extracts the one file we need and checks it against its
+    known SHA-256, so a download or extraction that was cut short is never used.
+    """
     # Imported only when needed: importing previous_chapters never loads the download code.
     from gpt_download import download_data_file
 
-    zip_path = download_data_file("sms_spam_collection/sms+spam+collection.zip", data_dir=data_dir)
-    with zipfile.ZipFile(zip_path) as archive:
-        archive.extract("SMSSpamCollection", path=data_dir)
-    return data_file
+    return download_data_file("sms_spam_collection/SMSSpamCollection", data_dir=data_dir)
 
 
 def create_balanced_dataset(df):
