@@ -55,15 +55,15 @@ def test_chapter_5_training_memorises_the_story(tokenizer, tmp_path_factory, cap
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.1)
 
     train_losses, val_losses, tokens_seen = train_model_simple(
-        model, train_loader, val_loader, optimizer, "cpu", num_epochs=4, eval_freq=5,
-        eval_iter=5, start_context="Every effort moves you", tokenizer=tokenizer)
+        model, train_loader, val_loader, optimizer, "cpu", num_epochs=2, eval_freq=5,
+        eval_iter=2, start_context="Every effort moves you", tokenizer=tokenizer)
 
     assert train_losses[0] > 9.5  # evaluated after the first step: still near random
-    assert train_losses[-1] < 6.0
-    assert calc_loss_loader(train_loader, model, "cpu") < 6.0
+    assert train_losses[-1] < 6.6  # 36 steps later (measured: 6.2)
+    assert calc_loss_loader(train_loader, model, "cpu") < 6.6
     assert all(math.isfinite(loss) for loss in val_losses)
     assert tokens_seen == sorted(tokens_seen) and tokens_seen[0] == 8 * 32
-    assert capsys.readouterr().out.count("Every effort moves you") == 4  # a sample per epoch
+    assert capsys.readouterr().out.count("Every effort moves you") == 2  # a sample per epoch
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,7 @@ def test_chapter_7_instruction_fine_tuning_lowers_the_loss(tokenizer, tmp_path_f
     data_file = download_data_file("instruction-data.json", tmp_path_factory.mktemp("data"))
     train_data, val_data, _ = split_instruction_data(json.loads(data_file.read_text("utf-8")))
     collate = partial(custom_collate_fn, allowed_max_length=SMALL_GPT["context_length"])
-    train_loader = DataLoader(InstructionDataset(train_data[:160], tokenizer), batch_size=8,
+    train_loader = DataLoader(InstructionDataset(train_data[:96], tokenizer), batch_size=8,
                               collate_fn=collate, shuffle=True, drop_last=True,
                               generator=torch.Generator().manual_seed(123))
     val_loader = DataLoader(InstructionDataset(val_data[:16], tokenizer), batch_size=8,
@@ -138,8 +138,8 @@ def test_chapter_7_instruction_fine_tuning_lowers_the_loss(tokenizer, tmp_path_f
 
     train_losses, val_losses, _ = train_model_simple(
         model, train_loader, val_loader, optimizer, "cpu", num_epochs=2, eval_freq=5,
-        eval_iter=2, start_context="Below is an instruction", tokenizer=tokenizer)
+        eval_iter=1, start_context="Below is an instruction", tokenizer=tokenizer)
 
     assert before > 10.0
-    assert train_losses[-1] < 5.0
-    assert calc_loss_loader(val_loader, model, "cpu") < 5.5
+    assert train_losses[-1] < 5.5  # 24 steps later (measured: 4.9)
+    assert calc_loss_loader(val_loader, model, "cpu") < 5.5  # measured: 4.5
