@@ -516,3 +516,32 @@ def test_loaded_weights_match_hugging_face_gpt2(tiny_gpt2_mirror, reader):
     expected = reference.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
                                   max_new_tokens=new_tokens, pad_token_id=0)
     assert generate(model, prompt, new_tokens, context_size=settings["n_ctx"]).tolist() == expected.tolist()
+
+
+def with_book_mask_buffers(state_dict, config):
+    """A state_dict as the book's GPTModel saves it: each block also holds its causal mask."""
+    mask = torch.triu(torch.ones(config["context_length"], config["context_length"]), diagonal=1)
+    book = dict(state_dict)
+    for i in range(config["n_layers"]):
+        book[f"trf_blocks.{i}.att.mask"] = mask.clone()
+    return book
+
+
+def test_a_state_dict_saved_by_the_books_model_loads(tmp_path, capsys):
+    model = tiny_model(seed=5)
+    path = tmp_path / "model.pth"
+    torch.save(with_book_mask_buffers(model.state_dict(), TINY_CONFIG), path)
+
+    loaded, _ = load_gpt_checkpoint(path, config=TINY_CONFIG)
+
+    note = capsys.readouterr().out.strip()
+    assert "book's GPTModel" in note and "2 causal-mask buffers" in note and len(note.splitlines()) == 1
+    idx = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        assert torch.equal(loaded(idx), model(idx))
+    # Everything else stays strict: an unknown tensor is still refused.
+    bad = with_book_mask_buffers(model.state_dict(), TINY_CONFIG)
+    bad["trf_blocks.0.att.extra"] = torch.zeros(1)
+    torch.save(bad, path)
+    with pytest.raises(ValueError, match="1 unexpected, e.g. trf_blocks.0.att.extra"):
+        load_gpt_checkpoint(path, config=TINY_CONFIG)

@@ -192,6 +192,23 @@ def test_classifier_checkpoint_round_trip(tmp_path, tokenizer):
         load_classifier_checkpoint(tmp_path / "missing.pth")
 
 
+def test_a_classifier_saved_with_the_books_mask_buffers_loads(tmp_path, capsys):
+    model = tiny_classifier(bias=[0.3, -0.2])
+    config = {**TINY, "num_classes": 2, "max_length": 6}
+    state_dict = dict(model.state_dict())
+    for i in range(TINY["n_layers"]):  # the book's GPTModel saves each block's causal mask
+        state_dict[f"trf_blocks.{i}.att.mask"] = torch.triu(torch.ones(8, 8), diagonal=1)
+    path = tmp_path / "book_classifier.pth"
+    torch.save({"config": config, "model_state_dict": state_dict}, path)
+
+    loaded, _ = load_classifier_checkpoint(path)
+
+    assert "causal-mask buffers" in capsys.readouterr().out
+    inputs = torch.tensor([[1, 2, 3]])
+    with torch.no_grad():
+        assert torch.equal(loaded(inputs), model(inputs))
+
+
 # --- LoRA -------------------------------------------------------------------------
 
 def test_lora_layer_starts_at_zero_and_scales_by_alpha():

@@ -26,7 +26,7 @@ from previous_chapters import (GPTModel, InstructionDataset, SpamDataset,
                                create_balanced_dataset, create_dataloader_v1,
                                custom_collate_fn, download_and_unzip_spam_data,
                                random_split, split_instruction_data, train_classifier_simple,
-                               train_model_simple)
+                               train_model, train_model_simple)
 
 SMALL_GPT = {"vocab_size": 50257, "context_length": 32, "emb_dim": 64, "n_heads": 2,
              "n_layers": 2, "drop_rate": 0.0, "qkv_bias": False}
@@ -143,3 +143,34 @@ def test_chapter_7_instruction_fine_tuning_lowers_the_loss(tokenizer, tmp_path_f
     assert before > 10.0
     assert train_losses[-1] < 5.5  # 24 steps later (measured: 4.9)
     assert calc_loss_loader(val_loader, model, "cpu") < 5.5  # measured: 4.5
+
+
+def nan_model(config):
+    torch.manual_seed(0)
+    model = GPTModel(config)
+    with torch.no_grad():
+        model.final_norm.shift.fill_(float("nan"))  # every logit, and so the loss, is NaN
+    return model
+
+
+@pytest.mark.parametrize("train", [train_model_simple, train_model])
+def test_a_nan_loss_stops_language_model_training(train):
+    tiny = {**SMALL_GPT, "vocab_size": 20, "context_length": 4, "emb_dim": 8}
+    ids = torch.randint(0, 20, (4, 5))
+    loader = DataLoader(TensorDataset(ids[:, :-1], ids[:, 1:]), batch_size=2)
+    model = nan_model(tiny)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    with pytest.raises(FloatingPointError, match="loss became nan at step 0"):
+        train(model, loader, loader, optimizer, "cpu", 1, eval_freq=1, eval_iter=1)
+    with pytest.raises(ValueError, match="eval_freq"):
+        train(GPTModel(tiny), loader, loader, optimizer, "cpu", 1, eval_freq=0, eval_iter=1)
+
+
+def test_a_nan_loss_stops_classifier_training():
+    tiny = {**SMALL_GPT, "vocab_size": 20, "context_length": 4, "emb_dim": 8}
+    model = add_classification_head(nan_model(tiny))
+    loader = DataLoader(TensorDataset(torch.randint(0, 20, (4, 4)), torch.tensor([0, 1, 0, 1])),
+                        batch_size=2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    with pytest.raises(FloatingPointError, match="loss became nan"):
+        train_classifier_simple(model, loader, loader, optimizer, "cpu", 1, eval_freq=1, eval_iter=1)
