@@ -459,6 +459,8 @@ def train_model_simple(model, train_loader, val_loader, optimizer, device, num_e
 
     Returns the lists (train_losses, val_losses, track_tokens_seen) of the evaluations.
     """
+    if eval_freq < 1:
+        raise ValueError(f"eval_freq must be at least 1, got {eval_freq}")
     train_losses, val_losses, track_tokens_seen = [], [], []
     tokens_seen, step = 0, 0
     for epoch in range(num_epochs):
@@ -466,6 +468,9 @@ def train_model_simple(model, train_loader, val_loader, optimizer, device, num_e
         for input_batch, target_batch in train_loader:
             optimizer.zero_grad()  # gradients add up unless we clear them
             loss = calc_loss_batch(input_batch, target_batch, model, device)
+            if not torch.isfinite(loss):  # NaN or inf: every later update would be garbage
+                raise FloatingPointError(f"the training loss became {loss.item()} at step {step}; "
+                                         "try a lower learning rate")
             loss.backward()
             optimizer.step()
             tokens_seen += input_batch.numel()
@@ -649,7 +654,7 @@ def load_gpt_checkpoint(path, device="cpu", config=None):
         checkpoint = {"config": config, "model_state_dict": checkpoint}
     if config is None:
         raise ValueError(f"{path} does not record the model configuration; pass config=")
-    state_dict = checkpoint["model_state_dict"]
+    state_dict = without_book_mask_buffers(checkpoint["model_state_dict"], path)
     check_checkpoint_config(config, state_dict, path)
     try:
         model = GPTModel(config)
@@ -676,6 +681,16 @@ def load_gpt_checkpoint(path, device="cpu", config=None):
         raise ValueError(f"{path} does not fit the configuration {config}: " + "; ".join(problems))
     model.load_state_dict(state_dict)
     return model.to(device).eval(), checkpoint
+
+
+def without_book_mask_buffers(state_dict, path):
+    """`state_dict` without the causal masks (trf_blocks.N.att.mask) that the book's
+    GPTModel saves with its weights; ours builds them when needed, so they are skipped."""
+    masks = [name for name in state_dict if name.startswith("trf_blocks.") and name.endswith(".att.mask")]
+    if masks:
+        print(f"note: {path} was saved by the book's GPTModel; its {len(masks)} causal-mask "
+              "buffers are not weights and were skipped")
+    return {name: value for name, value in state_dict.items() if name not in masks}
 
 
 def gpt2_config(model_name):
@@ -936,6 +951,9 @@ def train_model(model, train_loader, val_loader, optimizer, device, n_epochs, ev
     Returns (train_losses, val_losses, track_tokens_seen, track_lrs): the lists of
     train_model_simple, plus the learning rate of every optimizer step (as the book does).
     """
+    if eval_freq < 1 or accumulation_steps < 1:
+        raise ValueError("eval_freq and accumulation_steps must be at least 1, "
+                         f"got {eval_freq} and {accumulation_steps}")
     peak_lr = optimizer.param_groups[0]["lr"]
     total_steps = n_epochs * (len(train_loader) // accumulation_steps)
     if bf16 and bf16_supported(device):
@@ -952,6 +970,9 @@ def train_model(model, train_loader, val_loader, optimizer, device, n_epochs, ev
         for input_batch, target_batch in train_loader:
             with autocast:
                 loss = calc_loss_batch(input_batch, target_batch, run_model, device)
+            if not torch.isfinite(loss):  # NaN or inf: every later update would be garbage
+                raise FloatingPointError(f"the training loss became {loss.item()} at step {step}; "
+                                         "try a lower learning rate")
             (loss / accumulation_steps).backward()  # gradients add up over the micro-batches
             tokens_seen += input_batch.numel()
             micro_step += 1
@@ -1124,6 +1145,8 @@ def evaluate_classifier(model, train_loader, val_loader, device, eval_iter):
 def train_classifier_simple(model, train_loader, val_loader, optimizer, device,
                             num_epochs, eval_freq, eval_iter):
     """Fine-tune a classifier; return its loss and accuracy history and the examples seen."""
+    if eval_freq < 1:
+        raise ValueError(f"eval_freq must be at least 1, got {eval_freq}")
     train_losses, val_losses, train_accs, val_accs = [], [], [], []
     examples_seen, global_step = 0, -1
 
@@ -1132,6 +1155,9 @@ def train_classifier_simple(model, train_loader, val_loader, optimizer, device,
         for input_batch, target_batch in train_loader:
             optimizer.zero_grad()  # forget the previous batch's gradients
             loss = calc_classifier_loss_batch(input_batch, target_batch, model, device)
+            if not torch.isfinite(loss):  # NaN or inf: every later update would be garbage
+                raise FloatingPointError(f"the training loss became {loss.item()}; "
+                                         "try a lower learning rate")
             loss.backward()
             optimizer.step()
             examples_seen += input_batch.shape[0]
@@ -1255,10 +1281,11 @@ def load_classifier_checkpoint(path, device="cpu"):
         raise ValueError(f"the configuration in {path} has num_classes={num_classes!r}; "
                          "it must be a whole number from 1 to 100,000")
     # Before building anything: the configuration must fit the size of the file.
-    check_checkpoint_config(config, checkpoint["model_state_dict"], path)
+    state_dict = without_book_mask_buffers(checkpoint["model_state_dict"], path)
+    check_checkpoint_config(config, state_dict, path)
     try:
         model = add_classification_head(GPTModel(config), config["num_classes"])
-        model.load_state_dict(checkpoint["model_state_dict"])
+        model.load_state_dict(state_dict)
     except KeyError as error:
         raise ValueError(f"the configuration in {path} lacks the key {error}") from None
     except (TypeError, ValueError) as error:

@@ -161,9 +161,9 @@ def test_a_nan_loss_stops_language_model_training(train):
     model = nan_model(tiny)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     with pytest.raises(FloatingPointError, match="loss became nan at step 0"):
-        train(model, loader, loader, optimizer, "cpu", 1, eval_freq=1, eval_iter=1)
+        train(model, loader, loader, optimizer, "cpu", 1, 1, 1, None, None)
     with pytest.raises(ValueError, match="eval_freq"):
-        train(GPTModel(tiny), loader, loader, optimizer, "cpu", 1, eval_freq=0, eval_iter=1)
+        train(GPTModel(tiny), loader, loader, optimizer, "cpu", 1, 0, 1, None, None)
 
 
 def test_a_nan_loss_stops_classifier_training():
