@@ -30,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
 
 # ============================================================================
@@ -434,6 +435,23 @@ def calc_loss_loader(data_loader, model, device, num_batches=None):
     return total / num_batches
 
 
+def choose_device(preferred=None):
+    """The device to compute on: `preferred`, else $LLM_COURSE_DEVICE, else CUDA, then MPS, then the CPU."""
+    name = preferred or os.environ.get("LLM_COURSE_DEVICE")
+    if name:
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"Device {name!r} was asked for, but PyTorch sees no CUDA GPU here.")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"Device {name!r} was asked for, but Apple's MPS is not available here.")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
 def evaluate_model(model, train_loader, val_loader, device, eval_iter):
     """Training and validation loss over the first `eval_iter` batches of each loader."""
     model.eval()
@@ -754,6 +772,11 @@ def load_weights_into_gpt(model, params):
     model.out_head.weight = assign(model.out_head.weight, params["wte"], "out_head")  # weight tying
 
 
+# ============================================================================
+# Appendix D: appendix_d_speed.ipynb
+# ============================================================================
+
+
 class KVCache:
     """The keys and values of every token seen so far, one pair of tensors per transformer block.
 
@@ -797,21 +820,27 @@ def attention_with_cache(att, x, cache, layer, mask):
     return att.out_proj(context)
 
 
-def forward_with_cache(model, in_idx, cache):
+def forward_with_cache(model, in_idx, cache, positions=None, mask=None):
     """GPTModel's forward pass for new tokens in_idx that continue the tokens already in `cache`.
 
     Runs the model's own modules (same weights); returns the logits of the new tokens,
     (batch_size, num_new, vocab_size), and adds their keys and values to the cache.
+    positions, mask: only for batches whose sequences start at different columns (Chapter 7
+    pads prompts on the left): each new token's position, (batch_size, num_new), and which
+    columns it may attend to, (batch_size, 1, num_new, num_tokens). By default every
+    sequence starts at column 0.
     """
     batch_size, num_new = in_idx.shape
     start, end = cache.num_tokens, cache.num_tokens + num_new
     if end > model.context_length:
         raise ValueError(f"{end} tokens exceed this model's context_length ({model.context_length}).")
-    positions = torch.arange(start, end, device=in_idx.device)  # the new tokens' positions
+    if positions is None:
+        positions = torch.arange(start, end, device=in_idx.device)  # the new tokens' positions
+    if mask is None and num_new > 1:
+        # New token i sits at position start + i: it may see the keys up to and including its
+        # own. (A single new token may see them all: no mask needed.)
+        mask = torch.ones(num_new, end, dtype=torch.bool, device=in_idx.device).tril(start)
     x = model.drop_emb(model.tok_emb(in_idx) + model.pos_emb(positions))  # (batch_size, num_new, emb_dim)
-    # New token i sits at position start + i: it may see the keys up to and including its own.
-    # (A single new token may see them all: no mask needed.)
-    mask = None if num_new == 1 else torch.ones(num_new, end, dtype=torch.bool, device=in_idx.device).tril(start)
     for layer, block in enumerate(model.trf_blocks):
         # TransformerBlock.forward, with the cached attention in place of block.att
         x = x + block.drop_shortcut(attention_with_cache(block.att, block.norm1(x), cache, layer, mask))
@@ -851,38 +880,6 @@ def generate_cached(model, idx, max_new_tokens, context_size, temperature=0.0, t
     return idx.clone()  # a normal tensor again: tensors made under inference_mode can't enter autograd
 
 
-def use_input_major_weights(model, enable=True):
-    """Store each nn.Linear weight of `model` transposed in memory; its shape and values stay.
-
-    Speeds up batch-1 generation with a KV cache on CPUs; enable=False restores nn.Linear's
-    usual layout (faster for training). The Parameter objects stay the same.
-    """
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.Linear):
-                weight = module.weight.data  # (out_features, in_features)
-                # .t().contiguous().t(): the same matrix, stored column by column
-                module.weight.data = weight.t().contiguous().t() if enable else weight.contiguous()
-    return model
-
-
-def choose_device(preferred=None):
-    """The device to compute on: `preferred`, else $LLM_COURSE_DEVICE, else CUDA, then MPS, then the CPU."""
-    name = preferred or os.environ.get("LLM_COURSE_DEVICE")
-    if name:
-        device = torch.device(name)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"Device {name!r} was asked for, but PyTorch sees no CUDA GPU here.")
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError(f"Device {name!r} was asked for, but Apple's MPS is not available here.")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def bf16_supported(device):
     """Whether autocast to bfloat16 is supported on `device` (CUDA GPUs that have it, and CPUs)."""
     device = torch.device(device)
@@ -907,30 +904,6 @@ def cosine_lr(step, max_lr, total_steps, warmup_steps=0, min_lr=0.0, initial_lr=
         return initial_lr + step * (max_lr - initial_lr) / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))  # 0 -> 1
     return min_lr + (max_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-class FusedLayerNorm(LayerNorm):
-    """LayerNorm computed by PyTorch's fused kernel: the same math in one pass over the data."""
-
-    def forward(self, x):
-        return F.layer_norm(x, (x.shape[-1],), self.scale, self.shift, self.eps)
-
-
-class FusedGELU(GELU):
-    """GELU's tanh approximation computed by PyTorch's fused kernel."""
-
-    def forward(self, x):
-        return F.gelu(x, approximate="tanh")
-
-
-def use_fused_layers(model):
-    """Switch the model's LayerNorm and GELU modules, in place, to their fused versions."""
-    for module in model.modules():
-        if type(module) is LayerNorm:
-            module.__class__ = FusedLayerNorm
-        elif type(module) is GELU:
-            module.__class__ = FusedGELU
-    return model
 
 
 def train_model(model, train_loader, val_loader, optimizer, device, n_epochs, eval_freq, eval_iter,
@@ -1468,6 +1441,90 @@ def generate_response(model, tokenizer, entry, max_new_tokens=256, temperature=0
         top_k=top_k, top_p=top_p, eos_id=eos_id,
     )
     return extract_response(token_ids_to_text(token_ids.cpu(), tokenizer), prompt)
+
+
+def left_pad(prompts, pad_token_id=50256):
+    """Stack lists of token IDs into one (batch_size, longest) tensor, padded on the left;
+    also return each row's number of padding tokens, (batch_size,)."""
+    longest = max(len(prompt) for prompt in prompts)
+    pad_counts = torch.tensor([longest - len(prompt) for prompt in prompts])
+    idx = torch.tensor([[pad_token_id] * (longest - len(prompt)) + list(prompt) for prompt in prompts])
+    return idx, pad_counts
+
+
+def padded_positions(pad_counts, start, end):
+    """The positions of columns start..end-1 in each row, counted from the row's first real
+    token; padding columns get 0 (they are masked anyway). -> (batch_size, end - start)"""
+    columns = torch.arange(start, end, device=pad_counts.device)
+    return (columns - pad_counts[:, None]).clamp(min=0)
+
+
+def padding_mask(pad_counts, start, end):
+    """Which columns (0..end-1) the tokens in columns start..end-1 may attend to: earlier or
+    the same columns, but no padding; a padding column sees only itself.
+    -> (batch_size, 1, end - start, end), the same for every head."""
+    queries = torch.arange(start, end, device=pad_counts.device)[:, None]  # (num_new, 1)
+    keys = torch.arange(end, device=pad_counts.device)[None, :]  # (1, end)
+    not_padding = keys[None] >= pad_counts[:, None, None]  # (batch_size, 1, end)
+    mask = (keys <= queries) & (not_padding | (keys == queries))  # (batch_size, num_new, end)
+    return mask.unsqueeze(1)
+
+
+def generate_batched(model, prompts, max_new_tokens, context_size, temperature=0.0, top_k=None,
+                     top_p=None, eos_id=None, pad_token_id=50256):
+    """Continue every prompt (a list of token IDs) in one batch, with the KV cache.
+
+    Returns one list of token IDs per prompt: the prompt, then the new tokens (without the
+    end token). Greedy decoding gives what generate() gives for each prompt alone; sampling
+    draws from the same distributions, but not the same random numbers.
+    """
+    check_generation_settings(max_new_tokens, temperature, top_k, top_p)
+    device = next(model.parameters()).device
+    idx, pad_counts = left_pad(prompts, pad_token_id)
+    idx, pad_counts = idx.to(device), pad_counts.to(device)
+    total = idx.shape[1] + max_new_tokens
+    if total > context_size:
+        raise ValueError(f"the longest prompt ({idx.shape[1]} tokens) plus {max_new_tokens} new tokens "
+                         f"exceed the context of {context_size}; generate those one at a time with generate()")
+    cache = KVCache(len(model.trf_blocks), max_tokens=total)
+    finished = torch.zeros(len(prompts), dtype=torch.bool, device=device)
+    new_tokens = []
+    with torch.inference_mode():
+        for _ in range(max_new_tokens):
+            start, end = cache.num_tokens, cache.num_tokens + idx.shape[1]
+            logits = forward_with_cache(model, idx, cache, positions=padded_positions(pad_counts, start, end),
+                                        mask=padding_mask(pad_counts, start, end))[:, -1, :]
+            idx = sample_next_token(logits, temperature, top_k, top_p)  # (batch_size, 1): fed in next
+            if eos_id is not None:
+                finished = finished | (idx.squeeze(-1) == eos_id)
+            new_tokens.append(idx)
+            if bool(finished.all()):
+                break
+    rows = torch.cat(new_tokens, dim=1).tolist()
+    if eos_id is not None:  # each row ends before its first end token
+        rows = [row[:row.index(eos_id)] if eos_id in row else row for row in rows]
+    return [list(prompt) + row for prompt, row in zip(prompts, rows)]
+
+
+def generate_responses(model, tokenizer, entries, max_new_tokens=256, batch_size=8, temperature=0.0,
+                       top_k=None, top_p=None, eos_id=50256):
+    """generate_response for many entries, batch_size of them per forward pass; returns the
+    response texts in the order of `entries` (greedy: the same texts as generate_response)."""
+    decoding = dict(temperature=temperature, top_k=top_k, top_p=top_p, eos_id=eos_id)
+    context_size = model.pos_emb.weight.shape[0]
+    responses = []
+    for first in tqdm(range(0, len(entries), batch_size), desc="answering", unit="batch",
+                      disable=len(entries) <= batch_size):
+        batch = entries[first:first + batch_size]
+        prompts = [format_input(entry) + RESPONSE_HEADER for entry in batch]
+        prompt_ids = [tokenizer.encode(prompt, allowed_special={EOS_TEXT}) for prompt in prompts]
+        if max(map(len, prompt_ids)) + max_new_tokens > context_size:
+            # Too long for the cache, whose window can't slide: answer these one at a time.
+            responses += [generate_response(model, tokenizer, entry, max_new_tokens, **decoding) for entry in batch]
+            continue
+        token_ids = generate_batched(model, prompt_ids, max_new_tokens, context_size, **decoding)
+        responses += [extract_response(tokenizer.decode(ids), prompt) for ids, prompt in zip(token_ids, prompts)]
+    return responses
 
 
 def normalize_text(text):

@@ -12,11 +12,9 @@ through build_gpt_from_params, Hugging Face's GPT2LMHeadModel by copying the sam
 token embedding, so the Hugging Face model is built untied too: the same 163M parameters
 and the same arithmetic. Dropout is off in both, so their losses can be checked equal.
 
-"Ours" is GPTModel with the course's fast paths: fused attention (MultiHeadAttention's
-default), use_fused_layers, generate_cached with use_input_major_weights for generation,
-and the usual weight layout for training. --book-layers leaves out use_fused_layers and
-use_input_major_weights. Hugging Face's model runs as shipped (SDPA attention,
-model.generate with its KV cache). Both train with make_optimizer (fused AdamW), and the
+"Ours" is GPTModel as the course builds it: fused attention (MultiHeadAttention's
+default) and generate_cached (Appendix D's KV cache) for generation. Hugging Face's model
+runs as shipped (SDPA attention, model.generate with its KV cache). Both train with make_optimizer (fused AdamW), and the
 course's calc_loss_batch computes both losses.
 
 One run measures, side by side:
@@ -67,8 +65,6 @@ from previous_chapters import (  # noqa: E402
     generate_cached,
     load_weights_into_gpt,
     make_optimizer,
-    use_fused_layers,
-    use_input_major_weights,
 )
 
 # GPT-2 124M as OpenAI trained it (with query/key/value biases); no dropout, see above.
@@ -427,9 +423,6 @@ def main():
     parser.add_argument("--steps", type=int, default=4, help="timed training steps per model")
     parser.add_argument("--warmup-steps", type=int, default=2, help="untimed training steps first")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's)")
-    parser.add_argument("--book-layers", action="store_true",
-                        help="our model exactly as the book builds it: no use_fused_layers, "
-                             "no use_input_major_weights")
     parser.add_argument("--load-probe", choices=["book", "lean"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -440,7 +433,7 @@ def main():
     device = choose_device(args.device)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     import transformers
-    print(f"device {device}, dtype {args.dtype}, compile {args.compile}, book layers {args.book_layers}, "
+    print(f"device {device}, dtype {args.dtype}, compile {args.compile}, "
           f"threads {torch.get_num_threads()}, "
           f"torch {torch.__version__}, transformers {transformers.__version__}")
     print(f"load average (1, 5, 15 min): {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -452,8 +445,6 @@ def main():
 
     params = random_openai_params(BENCH_CONFIG)
     ours = build_gpt_from_params(BENCH_CONFIG, params, device=device)
-    if not args.book_layers:
-        use_fused_layers(ours)  # PyTorch's fused LayerNorm and GELU kernels, same parameters
     models = {"ours": ours,
               "HF": hf_model_from_params(BENCH_CONFIG, params).to(device)}
     del params
@@ -463,15 +454,12 @@ def main():
 
     for model in models.values():
         model.eval()
-    if not args.book_layers:
-        use_input_major_weights(ours)  # faster matrix-vector products for cached generation
     gen_models = models if dtype == torch.float32 else {
         name: copy.deepcopy(model).to(dtype) for name, model in models.items()}
     print(f"generating {args.new_tokens} tokens, {args.rounds} runs each ...", flush=True)
     gen = bench_generation(gen_models, args, device)
     del gen_models
     ceilings.append(matmul_ceiling(device, dtype))
-    use_input_major_weights(ours, enable=False)  # training is faster with nn.Linear's usual layout
     print(f"the generated ids are identical ({args.new_tokens} new tokens)")
     print(f"training: {args.warmup_steps} warm-up + {args.steps} timed steps of 4 x 256 tokens each ...",
           flush=True)

@@ -52,7 +52,6 @@ from previous_chapters import (  # noqa: E402
     cosine_lr,
     describe_load_error,
     make_optimizer,
-    use_fused_layers,
 )
 
 
@@ -88,8 +87,6 @@ def parse_args(argv=None):
     train.add_argument("--device", help="cpu, cuda, mps (default: choose_device())")
     train.add_argument("--bf16", action="store_true", help="bfloat16 autocast where supported")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
-    train.add_argument("--no-fused-layers", action="store_true",
-                       help="keep the book's LayerNorm and GELU instead of fused kernels")
     out = parser.add_argument_group("output")
     out.add_argument("--out", type=Path, default=Path("models/pretrain.pth"), help="checkpoint file")
     out.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
@@ -288,8 +285,6 @@ def train(argv=None):
         model = GPTModel(config)
     except (KeyError, TypeError, ValueError) as error:
         raise UsageError(f"cannot build the model from the configuration {config}: {error}") from None
-    if not args.no_fused_layers:
-        use_fused_layers(model)
     model.to(device)
     optimizer = make_optimizer(model, lr=args.lr, weight_decay=args.weight_decay)
     start_step = 0

@@ -1,4 +1,4 @@
-"""Tests for the fast paths: fused attention (ch03), KV-cache generation and training options (ch05)."""
+"""Tests for the fast paths: fused attention (ch03), the KV cache and the training options (appendix D)."""
 
 import re
 
@@ -8,10 +8,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from previous_chapters import (
-    GELU,
     GPTModel,
     KVCache,
-    LayerNorm,
     MultiHeadAttention,
     build_gpt_from_params,
     choose_device,
@@ -23,8 +21,6 @@ from previous_chapters import (
     make_optimizer,
     train_model,
     train_model_simple,
-    use_fused_layers,
-    use_input_major_weights,
 )
 
 @pytest.fixture(autouse=True, scope="module")
@@ -168,41 +164,7 @@ def test_kv_cache_refuses_to_overflow():
         cache.update(0, keys, keys)
 
 
-# ---------------------------------------------------------------- fused layers, lean loading
-
-def test_fused_layers_compute_the_same_with_the_same_parameters():
-    model = tiny_model()
-    idx = prompt(10, batch_size=2)
-    params_before = [id(p) for p in model.parameters()]
-    keys_before = list(model.state_dict())
-    with torch.no_grad():
-        expected = model(idx)
-        use_fused_layers(model)
-        out = model(idx)
-    assert [id(p) for p in model.parameters()] == params_before
-    assert list(model.state_dict()) == keys_before
-    assert all(isinstance(m, (LayerNorm, GELU)) for m in model.modules()
-               if type(m).__name__.startswith("Fused"))
-    assert type(model.final_norm) is not LayerNorm  # swapped
-    assert torch.allclose(out, expected, atol=1e-5)
-
-
-def test_input_major_weights_keep_values_and_parameters():
-    model = tiny_model()
-    idx = prompt(10, batch_size=2)
-    params_before = [id(p) for p in model.parameters()]
-    with torch.no_grad():
-        expected = model(idx)
-        use_input_major_weights(model)
-        out = model(idx)
-    assert [id(p) for p in model.parameters()] == params_before
-    assert model.out_head.weight.shape == (TINY["vocab_size"], TINY["emb_dim"])
-    assert model.out_head.weight.stride() == (1, TINY["vocab_size"])  # stored column by column
-    assert torch.allclose(out, expected, atol=1e-5)
-    assert torch.equal(generate_cached(model, prompt(4), 8, 16), generate(model, prompt(4), 8, 16))
-    use_input_major_weights(model, enable=False)
-    assert all(p.is_contiguous() for p in model.parameters())
-
+# ---------------------------------------------------------------- lean loading
 
 def random_openai_params(cfg, seed=0):
     rng = np.random.default_rng(seed)

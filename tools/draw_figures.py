@@ -1399,7 +1399,7 @@ FIGURES = [
            "Bar charts of the probabilities of eight weather words under temperature 1, 0.5 "
            "and 2, top-k 3 and top-p 0.9.", draw_ch05_decoding,
            "The toy logits of Section 5.6, filtered as sample_next_token does."),
-    Figure("ch05_kv_cache", "ch05_pretraining.ipynb", "560fcd05",
+    Figure("ch05_kv_cache", "appendix_d_speed.ipynb", "560fcd05",
            "With a KV cache, each step computes the key and value of the new token only and "
            "reuses the cached ones of all earlier tokens.",
            "Three generation steps: the prompt's keys and values are computed once; at each "

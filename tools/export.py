@@ -4,7 +4,9 @@
     python tools/export.py --check   # fail if it differs from the notebooks
 
 A code cell whose first line is `#| export` is copied, in chapter order, into
-previous_chapters.py under a banner naming its notebook. Its imports are
+previous_chapters.py under a banner naming its notebook. Appendix notebooks
+(`appendix_<letter>_*.ipynb`) go right after the chapter they build on
+(`APPENDIX_AFTER_CHAPTER`), so later chapters may use what they define. Its imports are
 gathered at the top of the module (imports from previous_chapters itself are
 dropped: in the module those names are already defined). The notebooks stay
 the only place where that code is edited.
@@ -29,6 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULE = ROOT / "previous_chapters.py"
 MARKER = "#| export"
 NOTEBOOK_PATTERN = re.compile(r"ch(\d\d)_\w+\.ipynb")
+APPENDIX_PATTERN = re.compile(r"appendix_([a-z])_\w+\.ipynb")
+# Appendix D (speed) builds on chapter 5, and chapter 7 generates with its KV cache.
+APPENDIX_AFTER_CHAPTER = {"d": 5}
 FIX = "run `python tools/export.py`"
 
 HEADER = '''"""The course's finished code, chapter by chapter.
@@ -65,10 +70,27 @@ class Cell:
         return "\n".join(line for line in lines if line is not None).strip("\n")
 
 
+def export_position(name):
+    """Sort key of an exported notebook: (chapter, 0) for a chapter, (chapter, 1) for an
+    appendix placed after it; None for notebooks that are not exported."""
+    if m := NOTEBOOK_PATTERN.fullmatch(name):
+        return (int(m.group(1)), 0)
+    if (m := APPENDIX_PATTERN.fullmatch(name)) and m.group(1) in APPENDIX_AFTER_CHAPTER:
+        return (APPENDIX_AFTER_CHAPTER[m.group(1)], 1)
+    return None
+
+
 def chapter_notebooks(root=ROOT):
-    found = [(int(m.group(1)), p) for p in root.glob("ch*.ipynb")
-             if (m := NOTEBOOK_PATTERN.fullmatch(p.name))]
+    """The exported notebooks (chapters and appendices) in export order."""
+    found = [(position, p) for p in root.glob("*.ipynb")
+             if (position := export_position(p.name)) is not None]
     return [path for _, path in sorted(found)]
+
+
+def notebook_title(notebook):
+    if m := NOTEBOOK_PATTERN.fullmatch(notebook.name):
+        return f"Chapter {int(m.group(1))}: {notebook.name}"
+    return f"Appendix {APPENDIX_PATTERN.fullmatch(notebook.name).group(1).upper()}: {notebook.name}"
 
 
 def code_cells(notebook):
@@ -178,8 +200,7 @@ def build_module(root=ROOT):
     for notebook, cells in chapters:
         if not cells:
             continue
-        title = f"Chapter {int(NOTEBOOK_PATTERN.fullmatch(notebook.name).group(1))}: {notebook.name}"
-        parts.append(f"# {'=' * 76}\n# {title}\n# {'=' * 76}")
+        parts.append(f"# {'=' * 76}\n# {notebook_title(notebook)}\n# {'=' * 76}")
         parts.extend(cell.body_without_imports() for cell in cells)
     return "\n\n\n".join(parts) + "\n"
 

@@ -1,4 +1,4 @@
-"""Re-run chapter notebooks in a fresh kernel and write their outputs back in place.
+"""Re-run the course notebooks in a fresh kernel and write their outputs back in place.
 
     python tools/run_notebooks.py ch05_pretraining.ipynb --mode full
     python tools/run_notebooks.py --mode quick              # every chapter, CI-sized
@@ -24,6 +24,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError
 
+from export import chapter_notebooks
+
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ("quick", "laptop", "full")
 RUN_ENV = "LLM_COURSE_RUN"
@@ -35,7 +37,7 @@ def parse_args(argv):
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("notebooks", nargs="*", type=Path,
-                        help="notebooks to run (default: every ch0*.ipynb)")
+                        help="notebooks to run (default: every chapter and appendix, in export order)")
     parser.add_argument("--mode", choices=MODES, required=True)
     parser.add_argument("--cell-timeout", type=int, default=4 * 3600,
                         help="seconds one cell may run (default: 4 hours)")
@@ -103,7 +105,7 @@ def run_notebook(path, cell_timeout):
 
 def main(argv=None):
     args = parse_args(argv)
-    notebooks = args.notebooks or sorted(ROOT.glob("ch0*.ipynb"))
+    notebooks = args.notebooks or chapter_notebooks(ROOT)
     missing = [str(path) for path in notebooks if not path.is_file()]
     if missing:
         print(f"error: no such notebook: {', '.join(missing)}", file=sys.stderr)
