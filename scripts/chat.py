@@ -47,6 +47,7 @@ from generate import (  # noqa: E402
 EXIT_WORDS = {"exit", "quit"}
 SFT_CHECKPOINTS = "gpt2-*-sft.pth"  # what Chapter 7 section 7.7 saves in models/
 MADE_BY = "ch07_instruction.ipynb section 7.7 saves one"
+REPEATED_HEADER = "### Response:"  # fine-tuned models sometimes begin by repeating it
 
 
 def find_sft_checkpoint(models_dir):
@@ -178,16 +179,20 @@ def _main(argv=None):
                     top_k=args.top_k, top_p=args.top_p, eos_id=50256)
 
     def print_answer(instruction, input_text=""):
-        """Print the answer as it is generated (leading blanks dropped)."""
+        """Print the answer as it is generated, trimmed as Chapter 7's extract_response does."""
         prompt = format_input({"instruction": instruction, "input": input_text}) + RESPONSE_HEADER
         new_tokens = generate_stream(model, text_to_token_ids(prompt, tokenizer).to(device),
                                      context_size=config["context_length"], **decoding)
-        started = False
+        held = ""  # the answer's start, held back while it may be blanks or a repeated header
         for text in stream_text(new_tokens, tokenizer):
-            text = text if started else text.lstrip()
-            started = started or bool(text)
+            if held is not None:
+                held = (held + text).lstrip()
+                text = held.removeprefix(REPEATED_HEADER).lstrip()
+                if not text or REPEATED_HEADER.startswith(held):
+                    continue
+                held = None
             print(text, end="", flush=True)
-        print("" if started else "(empty response)")
+        print("(empty response)" if held is not None else "")
 
     torch.manual_seed(args.seed)
     if args.ask is not None:
