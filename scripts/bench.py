@@ -440,8 +440,11 @@ def main():
 
     # The ceiling is measured at the start, between the phases and at the end; the best counts
     # (on a shared machine a single measurement may catch a busy moment).
+    print("measuring the matmul ceiling ...", flush=True)
     ceilings = [matmul_ceiling(device, dtype)]
+    print("loading the checkpoint both ways, in fresh subprocesses ...", flush=True)
     load = measure_loading(torch.get_num_threads())
+    print("building both models from the same random weights ...", flush=True)
 
     params = random_openai_params(BENCH_CONFIG)
     ours = build_gpt_from_params(BENCH_CONFIG, params, device=device)

@@ -2,8 +2,8 @@
 
 Examples (run from the repository root):
 
+    python scripts/chat.py --ask "Name three primary colors."
     python scripts/chat.py --ckpt models/gpt2-medium355M-sft.pth
-    python scripts/chat.py --ckpt models/gpt2-medium355M-sft.pth --ask "Name three primary colors."
     python scripts/chat.py --ckpt models/gpt2-medium355M-sft.pth \\
         --ask "Translate into German." --input "Good morning"
     python scripts/chat.py --ckpt models/gpt2-medium355M-sft.pth --gen-test-set \\
@@ -13,7 +13,9 @@ Without --ask or --gen-test-set it starts an interactive loop: type an instructi
 then an optional input (Enter for none); type exit (or press Ctrl-D) to quit.
 
 --ckpt reads the course's checkpoint format (save_gpt_checkpoint, Chapter 5), which is
-how Chapter 7 saves the fine-tuned model. Without --ckpt, OpenAI's GPT-2 weights for
+how Chapter 7 saves the fine-tuned model (section 7.7: models/gpt2-small124M-sft.pth in
+its quick run, models/gpt2-medium355M-sft.pth in the full one). Without --ckpt, the
+newest such file in --models-dir is used; when there is none, OpenAI's GPT-2 weights for
 --size are downloaded into --models-dir: those models were never taught to follow
 instructions, so expect them to ramble.
 
@@ -25,7 +27,8 @@ JSON.
 
 Prompts use the Alpaca format of Chapter 7. Decoding is greedy by default; a
 --temperature above 0 samples (optionally with --top_k / --top_p), and --seed makes it
-repeatable. An answer ends at GPT-2's <|endoftext|> token or after --tokens tokens.
+repeatable. An answer ends at GPT-2's <|endoftext|> token or after --tokens tokens; it is
+printed as it is generated, with the KV cache of Chapter 5 (generate_stream).
 """
 
 import argparse
@@ -41,9 +44,18 @@ sys.path.insert(0, str(SCRIPTS))
 
 from generate import (  # noqa: E402
     SIZES, DownloadFailed, UsageError, add_decoding_args, check_decoding_args, load_model,
-    ArgumentParser, check_writable, pick_device, run_cli)
+    ArgumentParser, check_writable, load_tokenizer, pick_device, run_cli, stream_text)
 
 EXIT_WORDS = {"exit", "quit"}
+SFT_CHECKPOINTS = "gpt2-*-sft.pth"  # what Chapter 7 section 7.7 saves in models/
+MADE_BY = "ch07_instruction.ipynb section 7.7 saves one"
+REPEATED_HEADER = "### Response:"  # fine-tuned models sometimes begin by repeating it
+
+
+def find_sft_checkpoint(models_dir):
+    """The newest checkpoint Chapter 7 saved in `models_dir`, or None."""
+    found = sorted(Path(models_dir).glob(SFT_CHECKPOINTS), key=lambda path: path.stat().st_mtime)
+    return found[-1] if found else None
 
 
 def parse_args(argv=None):
@@ -95,7 +107,7 @@ def check_args(args):
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.ckpt is not None and not args.ckpt.is_file():
-        raise UsageError(f"checkpoint file not found: {args.ckpt}")
+        raise UsageError(f"checkpoint file not found: {args.ckpt} ({MADE_BY})")
     if args.data is not None and not args.data.is_file():
         raise UsageError(f"data file not found: {args.data}")
     if args.gen_test_set:
@@ -152,24 +164,45 @@ def _main(argv=None):
         raise UsageError("standard input is closed: give the instruction with --ask")
     device = pick_device(args.device)
 
-    import tiktoken
     import torch
 
-    from previous_chapters import generate_response, generate_responses
+    from previous_chapters import (RESPONSE_HEADER, format_input, generate_response,
+                                   generate_responses, generate_stream, text_to_token_ids)
 
     test_data = load_test_split(args.data) if args.gen_test_set else None
-    model, _ = load_model(args, device)
-    tokenizer = tiktoken.get_encoding("gpt2")
+    tokenizer = load_tokenizer()
+    if args.ckpt is None:
+        args.ckpt = find_sft_checkpoint(args.models_dir)
+        if args.ckpt is not None:
+            print(f"chat.py: using {args.ckpt}, the newest model Chapter 7 saved "
+                  "(--ckpt picks another)", file=sys.stderr)
+        else:
+            print(f"chat.py: no fine-tuned model in {args.models_dir} ({MADE_BY}); using OpenAI's "
+                  f"GPT-2 {args.size}, which was never taught to follow instructions",
+                  file=sys.stderr)
+    model, config = load_model(args, device)
     decoding = dict(max_new_tokens=args.tokens, temperature=args.temperature,
                     top_k=args.top_k, top_p=args.top_p, eos_id=50256)
 
-    def answer(instruction, input_text=""):
-        entry = {"instruction": instruction, "input": input_text}
-        return generate_response(model, tokenizer, entry, **decoding)
+    def print_answer(instruction, input_text=""):
+        """Print the answer as it is generated, trimmed as Chapter 7's extract_response does."""
+        prompt = format_input({"instruction": instruction, "input": input_text}) + RESPONSE_HEADER
+        new_tokens = generate_stream(model, text_to_token_ids(prompt, tokenizer).to(device),
+                                     context_size=config["context_length"], **decoding)
+        held = ""  # the answer's start, held back while it may be blanks or a repeated header
+        for text in stream_text(new_tokens, tokenizer):
+            if held is not None:
+                held = (held + text).lstrip()
+                text = held.removeprefix(REPEATED_HEADER).lstrip()
+                if not text or REPEATED_HEADER.startswith(held):
+                    continue
+                held = None
+            print(text, end="", flush=True)
+        print("(empty response)" if held is not None else "")
 
     torch.manual_seed(args.seed)
     if args.ask is not None:
-        print(answer(args.ask.strip(), args.input) or "(empty response)")
+        print_answer(args.ask.strip(), args.input)
     elif args.gen_test_set:
         entries = test_data[:args.limit]
         answers = generate_responses(model, tokenizer, entries, batch_size=args.batch_size, **decoding)
@@ -191,7 +224,7 @@ def _main(argv=None):
                 break
             except UnicodeDecodeError:
                 raise UsageError("the input is not UTF-8 text") from None
-            print(answer(instruction, input_text) or "(empty response)")
+            print_answer(instruction, input_text)
     return 0
 
 

@@ -2,9 +2,9 @@
 
 Examples (run from the repository root):
 
-    python scripts/classify.py --ckpt models/spam_classifier.pth "WINNER!! Claim your prize now"
-    python scripts/classify.py --ckpt models/spam_classifier.pth < messages.txt
-    python scripts/classify.py --ckpt models/spam_classifier.pth        # type messages; `exit` quits
+    python scripts/classify.py "WINNER!! Claim your prize now"
+    python scripts/classify.py < messages.txt
+    python scripts/classify.py --ckpt my_classifier.pth        # type messages; `exit` quits
 
 Messages come from the arguments; without arguments, one per line from standard input
 when it is piped in, else from an interactive prompt (`exit` or Ctrl-D quits). For each
@@ -16,7 +16,8 @@ where the label is "spam" or "not spam" and the probability is the softmax over 
 classifier's two scores (class 1 = spam). A message longer than the classifier's input
 length is cut to its first tokens, with a note on standard error.
 
---ckpt reads the course's checkpoint format as Chapter 6 saves it: a dict
+--ckpt (default: models/spam_classifier.pth, which ch06_classification.ipynb section 6.10
+saves) reads the course's checkpoint format as Chapter 6 saves it: a dict
 {"config", "model_state_dict"} written by save_gpt_checkpoint, whose "config" is a GPTModel
 configuration plus "num_classes" (the size of the classification head) and "max_length"
 (the token length the training messages were padded to; new messages are prepared the
@@ -37,9 +38,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generate import ArgumentParser, UsageError, pick_device, run_cli  # noqa: E402
+from generate import ArgumentParser, UsageError, load_tokenizer, pick_device, run_cli  # noqa: E402
 
 EXIT_PROMPT = "exit"
+DEFAULT_CKPT = Path("models") / "spam_classifier.pth"
+MADE_BY = "ch06_classification.ipynb section 6.10 saves models/spam_classifier.pth"
 
 def parse_args(argv=None):
     parser = ArgumentParser(
@@ -50,8 +53,8 @@ def parse_args(argv=None):
     )
     parser.add_argument("messages", nargs="*", metavar="MESSAGE",
                         help="messages to classify (default: read standard input)")
-    parser.add_argument("--ckpt", type=Path, required=True,
-                        help="the fine-tuned classifier (e.g. models/spam_classifier.pth)")
+    parser.add_argument("--ckpt", type=Path, default=DEFAULT_CKPT,
+                        help=f"the fine-tuned classifier (default: {DEFAULT_CKPT})")
     parser.add_argument("--device", default="auto",
                         help="auto (default: $LLM_COURSE_DEVICE if set, else cuda, then mps, then cpu), "
                              "or a torch device name")
@@ -68,15 +71,13 @@ class Classifier:
             self.model, checkpoint = load_classifier_checkpoint(ckpt, device=device)
         except (FileNotFoundError, ValueError) as error:
             raise UsageError(" ".join(str(error).split())) from None
-        import tiktoken
-
         config = checkpoint["config"]
         self.device = device
         self.max_length = config.get("max_length")
         # The number of tokens the model reads, as spam_probability computes it.
         context_length = config["context_length"]
         self.limit = context_length if self.max_length is None else min(self.max_length, context_length)
-        self.tokenizer = tiktoken.get_encoding("gpt2")
+        self.tokenizer = load_tokenizer()
 
     def __call__(self, text, where):
         """The output line for one message; UsageError if it can't be classified."""
@@ -148,7 +149,7 @@ def _main(argv=None):
     if not args.messages and sys.stdin is None:
         raise UsageError("no messages: standard input is closed; give messages as arguments")
     if not args.ckpt.is_file():
-        raise UsageError(f"checkpoint file not found: {args.ckpt}")
+        raise UsageError(f"checkpoint file not found: {args.ckpt} ({MADE_BY}; or give --ckpt)")
     classify = Classifier(args.ckpt, pick_device(args.device))
 
     if args.messages:

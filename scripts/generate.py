@@ -17,10 +17,12 @@ state_dict (torch.save(model.state_dict(), path)) is read as a GPT-2 model of --
 
 The default temperature 0 is greedy decoding (the same text every time); a temperature
 above 0 samples, optionally restricted by --top_k and/or --top_p, and --seed makes the
-sample repeatable. Generation stops early at GPT-2's <|endoftext|> token.
+sample repeatable. Generation stops early at GPT-2's <|endoftext|> token. The text is
+printed as it is generated, with the KV cache of Chapter 5 (generate_stream).
 """
 
 import argparse
+import codecs
 import math
 import os
 import sys
@@ -148,7 +150,9 @@ def check_args(args):
         raise UsageError(f"--tokens must be >= 0, got {args.tokens}")
     check_decoding_args(args)
     if args.ckpt is not None and not args.ckpt.is_file():
-        raise UsageError(f"checkpoint file not found: {args.ckpt}")
+        raise UsageError(f"checkpoint file not found: {args.ckpt} (Chapter 5 saves its model in "
+                         "ch05_pretraining.ipynb section 5.7, scripts/pretrain.py writes "
+                         "models/pretrain.pth)")
 
 
 def check_decoding_args(args):
@@ -193,6 +197,32 @@ def pick_device(name):
         raise UsageError(f"unusable --device {name!r}: {error}") from None
 
 
+def load_tokenizer():
+    """GPT-2's tokenizer (Chapter 2's gpt2_tokenizer); offline without a cache, one line."""
+    from previous_chapters import gpt2_tokenizer
+
+    try:
+        return gpt2_tokenizer()
+    except RuntimeError as error:
+        raise DownloadFailed(str(error)) from None
+
+
+def stream_text(new_tokens, tokenizer):
+    """Yield the text of a stream of (1, 1) token tensors (generate_stream's) piece by piece.
+
+    A GPT-2 token may end inside a multi-byte character, so bytes are held back until
+    they form whole characters.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for token in new_tokens:
+        text = decoder.decode(tokenizer.decode_single_token_bytes(int(token[0, 0])))
+        if text:
+            yield text
+    rest = decoder.decode(b"", final=True)
+    if rest:
+        yield rest
+
+
 def load_model(args, device):
     """The model to generate with and its configuration."""
     from previous_chapters import GPTModel, gpt2_config, load_gpt_checkpoint, load_weights_into_gpt
@@ -233,13 +263,12 @@ def _main(argv=None):
     check_args(args)
     device = pick_device(args.device)
 
-    import tiktoken
     import torch
 
-    from previous_chapters import generate, text_to_token_ids, token_ids_to_text
+    from previous_chapters import generate_stream, text_to_token_ids, token_ids_to_text
 
+    tokenizer = load_tokenizer()
     model, config = load_model(args, device)
-    tokenizer = tiktoken.get_encoding("gpt2")
     prompt_ids = text_to_token_ids(args.prompt, tokenizer).to(device)
     if prompt_ids.shape[1] > config["context_length"]:
         print(f"note: the prompt has {prompt_ids.shape[1]} tokens; the model sees only "
@@ -249,13 +278,13 @@ def _main(argv=None):
         eos_id = None  # a model with a smaller vocabulary can't produce it
 
     torch.manual_seed(args.seed)
-    out = generate(model, prompt_ids, max_new_tokens=args.tokens,
-                   context_size=config["context_length"], temperature=args.temperature,
-                   top_k=args.top_k, top_p=args.top_p, eos_id=eos_id)
-    token_ids = out[0].cpu()  # (num_tokens,)
-    if eos_id is not None and out.shape[1] > prompt_ids.shape[1] and token_ids[-1].item() == eos_id:
-        token_ids = token_ids[:-1]  # stopped at the end marker: don't print it
-    print(token_ids_to_text(token_ids, tokenizer))
+    print(token_ids_to_text(prompt_ids.cpu(), tokenizer), end="", flush=True)
+    new_tokens = generate_stream(model, prompt_ids, max_new_tokens=args.tokens,
+                                 context_size=config["context_length"], temperature=args.temperature,
+                                 top_k=args.top_k, top_p=args.top_p, eos_id=eos_id)
+    for text in stream_text(new_tokens, tokenizer):  # the end marker itself is never yielded
+        print(text, end="", flush=True)
+    print()
     return 0
 
 

@@ -19,7 +19,8 @@ The checkpoint (--out) is written by the first process only, in the course's for
 and scripts/generate.py --ckpt) plus "step". --resume loads it and carries on from that
 step, with the same data order and learning-rate schedule as an uninterrupted run (with
 dropout, the random dropout masks after resuming differ from an uninterrupted run's).
-Without --text, the short story of Chapter 5 is downloaded (LLM_COURSE_MIRROR applies).
+Without --text, the short story of Chapter 5 is downloaded (LLM_COURSE_MIRROR applies), and
+so is a missing --text that names one of the course's data files (data/the-verdict.txt).
 """
 
 import argparse
@@ -31,7 +32,6 @@ import sys
 import time
 from pathlib import Path
 
-import tiktoken
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -39,7 +39,8 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
-from generate import ArgumentParser, CliError, UsageError, check_writable, run_cli  # noqa: E402
+from generate import (  # noqa: E402
+    ArgumentParser, CliError, UsageError, check_writable, load_tokenizer, run_cli)
 from previous_chapters import (  # noqa: E402
     GPT_CONFIG_124M,
     GPTDatasetV1,
@@ -135,11 +136,18 @@ def check_args(args):
     for name, value in {"--min-lr": args.min_lr, "--weight-decay": args.weight_decay}.items():
         if value is not None and not (math.isfinite(value) and value >= 0):
             return f"{name} must be a number >= 0, got {value}"
-    if args.text is not None and not args.text.is_file():
+    if args.text is not None and not args.text.is_file() and not is_course_data_file(args.text):
         return f"--text {args.text}: no such file"
     if args.out.is_dir():
         return f"--out {args.out} is a folder; give a file name"
     return None
+
+
+def is_course_data_file(path):
+    """Whether `path` names one of the files gpt_download.download_data_file fetches."""
+    from gpt_download import DATA_FILES
+
+    return path.name in DATA_FILES
 
 
 def setup_distributed(device_name):
@@ -246,10 +254,11 @@ def train(argv=None):
                   "n_layers": args.n_layers, "n_heads": args.n_heads, "drop_rate": args.drop_rate}
 
     # Data: the same split and windows as Chapter 5.
-    if args.text is None:
+    if args.text is None or not args.text.is_file():  # the story, or a course file not there yet
         from gpt_download import DownloadError, download_data_file
         try:
-            args.text = download_data_file("the-verdict.txt")
+            args.text = (download_data_file("the-verdict.txt") if args.text is None else
+                         download_data_file(args.text.name, data_dir=args.text.parent))
         except DownloadError as error:
             raise TrainingFailed(str(error)) from None
     try:
@@ -258,7 +267,7 @@ def train(argv=None):
         raise UsageError(f"--text {args.text} is not UTF-8 text ({error.reason} at byte "
                          f"{error.start:,})") from None
     split = int(len(text) * (1 - args.val_fraction))
-    tokenizer = tiktoken.get_encoding("gpt2")
+    tokenizer = load_tokenizer()
     context_length = config["context_length"]
     try:
         train_set = GPTDatasetV1(text[:split], tokenizer, context_length, stride=context_length)
