@@ -149,13 +149,13 @@ def _main(argv=None):
     import tiktoken
     import torch
 
-    from previous_chapters import generate_response
+    from previous_chapters import END_OF_TEXT_ID, generate_response
 
     test_data = load_test_split(args.data) if args.gen_test_set else None
     model, _ = load_model(args, device)
     tokenizer = tiktoken.get_encoding("gpt2")
     decoding = dict(max_new_tokens=args.tokens, temperature=args.temperature,
-                    top_k=args.top_k, top_p=args.top_p, eos_id=50256)
+                    top_k=args.top_k, top_p=args.top_p, eos_id=END_OF_TEXT_ID)
 
     def answer(instruction, input_text=""):
         entry = {"instruction": instruction, "input": input_text}

@@ -35,7 +35,6 @@ SIZES = {  # --size -> (OpenAI's checkpoint name, MODEL_CONFIGS name)
     "large": ("774M", "gpt2-large (774M)"),
     "xl": ("1558M", "gpt2-xl (1558M)"),
 }
-EOS_TEXT = "<|endoftext|>"
 
 
 class CliError(Exception):
@@ -236,7 +235,7 @@ def _main(argv=None):
     import tiktoken
     import torch
 
-    from previous_chapters import generate, text_to_token_ids, token_ids_to_text
+    from previous_chapters import END_OF_TEXT_ID, generate, text_to_token_ids, token_ids_to_text
 
     model, config = load_model(args, device)
     tokenizer = tiktoken.get_encoding("gpt2")
@@ -244,7 +243,7 @@ def _main(argv=None):
     if prompt_ids.shape[1] > config["context_length"]:
         print(f"note: the prompt has {prompt_ids.shape[1]} tokens; the model sees only "
               f"the last {config['context_length']}", file=sys.stderr)
-    eos_id = tokenizer.encode(EOS_TEXT, allowed_special={EOS_TEXT})[0]
+    eos_id = END_OF_TEXT_ID
     if eos_id >= config["vocab_size"]:
         eos_id = None  # a model with a smaller vocabulary can't produce it
 
