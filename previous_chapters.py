@@ -86,6 +86,9 @@ class SimpleTokenizerV2(SimpleTokenizerV1):
         return [self.token_to_id.get(token, self.unk_id) for token in self.split(text)]
 
 
+END_OF_TEXT_ID = 50256  # <|endoftext|>, the last of GPT-2's 50,257 token IDs
+
+
 class GPTDatasetV1(Dataset):
     """Next-token-prediction examples cut from one text: windows of `max_length` input IDs,
     each paired with the same window shifted one token right; a window starts every
@@ -702,6 +705,12 @@ def gpt2_config(model_name):
     return {**GPT_CONFIG_124M, **MODEL_CONFIGS[model_name], "context_length": 1024, "qkv_bias": True}
 
 
+def gpt2_model_size(model_name):
+    """The name OpenAI publishes a model's weights under: "gpt2-medium (355M)" -> "355M"."""
+    gpt2_config(model_name)  # an unknown name fails here, listing the known ones
+    return model_name.split(" ")[-1].lstrip("(").rstrip(")")
+
+
 def assign(left, right, name=None):
     """Return `right` (array or tensor) as a new nn.Parameter shaped, typed and placed like `left`."""
     right = torch.as_tensor(np.asarray(right) if not isinstance(right, torch.Tensor) else right)
@@ -1052,7 +1061,7 @@ def random_split(df, train_frac, validation_frac):
 class SpamDataset(Dataset):
     """The messages of a CSV file (columns Text, Label) as equal-length token ID tensors."""
 
-    def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=50256,
+    def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=END_OF_TEXT_ID,
                  context_length=None):
         self.data = pd.read_csv(csv_file)
         encoded_texts = [tokenizer.encode(text) for text in self.data["Text"]]
@@ -1228,7 +1237,7 @@ def classifier_metrics(predictions, labels, positive=1):
             "f1": f1, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
 
-def spam_probability(text, model, tokenizer, device, max_length=None, pad_token_id=50256):
+def spam_probability(text, model, tokenizer, device, max_length=None, pad_token_id=END_OF_TEXT_ID):
     """Probability (softmax over the two class scores) that the classifier puts text in class 1.
 
     Like SpamDataset, the text is cut to max_length tokens (never more than the model's
@@ -1248,7 +1257,7 @@ def spam_probability(text, model, tokenizer, device, max_length=None, pad_token_
     return torch.softmax(logits, dim=-1)[0, 1].item()
 
 
-def classify_review(text, model, tokenizer, device, max_length=None, pad_token_id=50256):
+def classify_review(text, model, tokenizer, device, max_length=None, pad_token_id=END_OF_TEXT_ID):
     """'spam' or 'not spam': the class the classifier gives text."""
     probability = spam_probability(text, model, tokenizer, device, max_length, pad_token_id)
     return "spam" if probability > 0.5 else "not spam"
@@ -1398,7 +1407,7 @@ class InstructionDataset(Dataset):
         return len(self.data)
 
 
-def custom_collate_fn(batch, pad_token_id=50256, ignore_index=-100, allowed_max_length=None,
+def custom_collate_fn(batch, pad_token_id=END_OF_TEXT_ID, ignore_index=-100, allowed_max_length=None,
                       device="cpu", mask_prompt=False):
     """Pad a batch of token-ID lists and build (inputs, targets) for next-token training.
 
@@ -1443,18 +1452,19 @@ EOS_TEXT = "<|endoftext|>"
 def extract_response(generated_text, prompt_text):
     """The model's answer in `generated_text`: what follows `prompt_text`, up to the first
     "<|endoftext|>", without a leading "### Response:" header, stripped of whitespace."""
+    header = RESPONSE_HEADER.strip()  # "### Response:"
     if generated_text.startswith(prompt_text):
         text = generated_text[len(prompt_text):]
     else:  # e.g. the prompt was longer than the context: keep what follows the last header
-        text = generated_text.rpartition("### Response:")[2]
+        text = generated_text.rpartition(header)[2]
     text = text.split(EOS_TEXT)[0].strip()
-    if text.startswith("### Response:"):
-        text = text[len("### Response:"):].strip()
+    if text.startswith(header):
+        text = text[len(header):].strip()
     return text
 
 
 def generate_response(model, tokenizer, entry, max_new_tokens=256, temperature=0.0,
-                      top_k=None, top_p=None, eos_id=50256):
+                      top_k=None, top_p=None, eos_id=END_OF_TEXT_ID):
     """Ask `model` to respond to an instruction entry; returns the response text.
 
     The prompt is format_input(entry) followed by the response header; decoding is

@@ -60,7 +60,7 @@ def parse_args(argv=None):
                         help="with --ask: the material the instruction works on (optional)")
     parser.add_argument("--ckpt", type=Path,
                         help="the fine-tuned model (a checkpoint saved by Chapter 7)")
-    parser.add_argument("--size", choices=list(SIZES), default="small",
+    parser.add_argument("--size", choices=SIZES, default="small",
                         help="GPT-2 size to download when there is no --ckpt (default: small); "
                              "with --ckpt, only used for a bare state_dict")
     parser.add_argument("--models-dir", type=Path, default=Path("models"),

@@ -29,12 +29,14 @@ from pathlib import Path
 # Make the course modules importable when the script is run from anywhere.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-SIZES = {  # --size -> (OpenAI's checkpoint name, MODEL_CONFIGS name)
-    "small": ("124M", "gpt2-small (124M)"),
-    "medium": ("355M", "gpt2-medium (355M)"),
-    "large": ("774M", "gpt2-large (774M)"),
-    "xl": ("1558M", "gpt2-xl (1558M)"),
-}
+SIZES = ("small", "medium", "large", "xl")  # --size: "gpt2-<size> (...)" in MODEL_CONFIGS
+
+
+def gpt2_model_name(size):
+    """The MODEL_CONFIGS name of a --size: "medium" -> "gpt2-medium (355M)"."""
+    from previous_chapters import MODEL_CONFIGS
+
+    return next(name for name in MODEL_CONFIGS if name.startswith(f"gpt2-{size} "))
 
 
 class CliError(Exception):
@@ -112,7 +114,7 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--prompt", required=True, help="the text to continue")
-    parser.add_argument("--size", choices=list(SIZES), default="small",
+    parser.add_argument("--size", choices=SIZES, default="small",
                         help="GPT-2 size to download (default: small = 124M); with --ckpt, "
                              "only used for a bare state_dict")
     parser.add_argument("--ckpt", type=Path,
@@ -194,9 +196,11 @@ def pick_device(name):
 
 def load_model(args, device):
     """The model to generate with and its configuration."""
-    from previous_chapters import GPTModel, gpt2_config, load_gpt_checkpoint, load_weights_into_gpt
+    from previous_chapters import (GPTModel, gpt2_config, gpt2_model_size, load_gpt_checkpoint,
+                                   load_weights_into_gpt)
 
-    checkpoint_name, config_name = SIZES[args.size]
+    config_name = gpt2_model_name(args.size)
+    checkpoint_name = gpt2_model_size(config_name)
     if args.ckpt is not None:
         try:
             model, checkpoint = load_gpt_checkpoint(args.ckpt, device=device,

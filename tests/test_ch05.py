@@ -18,10 +18,12 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import gpt_download
 from gpt_download import download_and_load_gpt2
 from previous_chapters import (
     QUICK_ENV,
     RUN_ENV,
+    MODEL_CONFIGS,
     GPTModel,
     assign,
     calc_loss_batch,
@@ -30,6 +32,7 @@ from previous_chapters import (
     generate,
     generate_text_simple,
     gpt2_config,
+    gpt2_model_size,
     load_gpt_checkpoint,
     load_weights_into_gpt,
     quick_run,
@@ -416,6 +419,19 @@ def test_gpt2_config():
                    "n_layers": 24, "drop_rate": 0.1, "qkv_bias": True}
     with pytest.raises(ValueError, match=r"gpt2-small \(124M\)"):
         gpt2_config("gpt2-huge")
+
+
+def test_gpt2_model_size_names_the_download_of_each_configuration():
+    assert gpt2_model_size("gpt2-medium (355M)") == "355M"
+    with pytest.raises(ValueError, match="choose one of"):
+        gpt2_model_size("gpt2-huge (9B)")
+    # The hparams.json the downloader expects for each size come from the same table.
+    published = gpt_download.published_gpt2_hparams()
+    assert list(published) == [gpt2_model_size(name) for name in MODEL_CONFIGS]
+    for name in MODEL_CONFIGS:
+        cfg, hparams = gpt2_config(name), published[gpt2_model_size(name)]
+        assert (hparams["n_embd"], hparams["n_layer"], hparams["n_head"], hparams["n_ctx"]) == (
+            cfg["emb_dim"], cfg["n_layers"], cfg["n_heads"], cfg["context_length"])
 
 
 def test_assign_copies_and_fails_loudly_on_a_shape_mismatch():
