@@ -414,20 +414,30 @@ def calc_loss_batch(input_batch, target_batch, model, device):
     )
 
 
+def batches_to_evaluate(data_loader, num_batches=None):
+    """How many batches of `data_loader` an evaluation averages: all of them when
+    num_batches is None, else the first num_batches (at most all).
+
+    Raises ValueError when the loader holds no batches or num_batches is below 1: an
+    average over nothing has no value to report.
+    """
+    available = len(data_loader)
+    if available == 0:
+        raise ValueError("the data loader holds no batches, so there is nothing to average "
+                         "(too little data? with drop_last=True a loader needs at least "
+                         "batch_size examples)")
+    if num_batches is not None and num_batches < 1:
+        raise ValueError(f"num_batches must be at least 1, got {num_batches}")
+    return available if num_batches is None else min(num_batches, available)
+
+
 def calc_loss_loader(data_loader, model, device, num_batches=None):
     """Average loss over the first `num_batches` batches of `data_loader` (all when None).
 
     Raises ValueError when the loader holds no batches (too little text for one batch)
     or num_batches is below 1.
     """
-    available = len(data_loader)
-    if available == 0:
-        raise ValueError("the data loader holds no batches, so there is no loss to compute "
-                         "(too little text? with drop_last=True a loader needs at least "
-                         "batch_size windows of context_length + 1 tokens)")
-    if num_batches is not None and num_batches < 1:
-        raise ValueError(f"num_batches must be at least 1, got {num_batches}")
-    num_batches = available if num_batches is None else min(num_batches, available)
+    num_batches = batches_to_evaluate(data_loader, num_batches)
     total = 0.0
     with torch.no_grad():
         for i, (input_batch, target_batch) in enumerate(data_loader):
@@ -1108,7 +1118,7 @@ def add_classification_head(model, num_classes=2):
 def calc_accuracy_loader(data_loader, model, device, num_batches=None):
     """Share of correctly classified examples in (the first num_batches batches of) data_loader."""
     model.eval()
-    num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
+    num_batches = batches_to_evaluate(data_loader, num_batches)  # ValueError if there are none
     correct, seen = 0, 0
     with torch.no_grad():
         for i, (input_batch, target_batch) in enumerate(data_loader):
@@ -1118,7 +1128,7 @@ def calc_accuracy_loader(data_loader, model, device, num_batches=None):
             predicted_labels = torch.argmax(logits, dim=-1)   # (batch_size,)
             correct += (predicted_labels == target_batch.to(device)).sum().item()
             seen += predicted_labels.shape[0]
-    return correct / seen if seen else float("nan")
+    return correct / seen
 
 
 def calc_classifier_loss_batch(input_batch, target_batch, model, device):
@@ -1130,9 +1140,7 @@ def calc_classifier_loss_batch(input_batch, target_batch, model, device):
 
 def calc_classifier_loss_loader(data_loader, model, device, num_batches=None):
     """Mean classification loss over (the first num_batches batches of) data_loader."""
-    if len(data_loader) == 0:
-        return float("nan")
-    num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
+    num_batches = batches_to_evaluate(data_loader, num_batches)  # ValueError if there are none
     total_loss = 0.0
     for i, (input_batch, target_batch) in enumerate(data_loader):
         if i >= num_batches:
