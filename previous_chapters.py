@@ -20,16 +20,12 @@ import unicodedata
 import urllib.error
 import urllib.request
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-import psutil
 import tiktoken
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
-from torch.utils.data import Dataset
 
 
 # ============================================================================
@@ -501,6 +497,8 @@ def train_model_simple(model, train_loader, val_loader, optimizer, device, num_e
 
 def plot_losses(epochs_seen, tokens_seen, train_losses, val_losses):
     """Plot training and validation loss against epochs, with tokens seen on a second x-axis."""
+    import matplotlib.pyplot as plt  # here, not at the top: importing the course code stays quick
+
     fig, ax1 = plt.subplots(figsize=(5, 3))
     ax1.plot(epochs_seen, train_losses, label="Training loss")
     ax1.plot(epochs_seen, val_losses, linestyle="-.", label="Validation loss")
@@ -1055,6 +1053,8 @@ def download_and_unzip_spam_data(data_dir="data"):
 
 def create_balanced_dataset(df):
     """All spam messages of df plus an equally large random sample of its ham messages."""
+    import pandas as pd  # here, not at the top: importing the course code stays quick
+
     spam = df[df["Label"] == "spam"]
     ham = df[df["Label"] == "ham"].sample(len(spam), random_state=123)
     return pd.concat([ham, spam])
@@ -1073,6 +1073,8 @@ class SpamDataset(Dataset):
 
     def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=END_OF_TEXT_ID,
                  context_length=None):
+        import pandas as pd  # here, not at the top: importing the course code stays quick
+
         self.data = pd.read_csv(csv_file)
         encoded_texts = [tokenizer.encode(text) for text in self.data["Text"]]
 
@@ -1200,6 +1202,8 @@ def train_classifier_simple(model, train_loader, val_loader, optimizer, device,
 
 def plot_values(epochs_seen, examples_seen, train_values, val_values, label="loss"):
     """Training and validation curves against epochs (bottom axis) and examples seen (top)."""
+    import matplotlib.pyplot as plt  # here, not at the top: importing the course code stays quick
+
     fig, ax1 = plt.subplots(figsize=(5, 3))
     ax1.plot(epochs_seen, train_values, label=f"Training {label}")
     ax1.plot(epochs_seen, val_values, linestyle="-.", label=f"Validation {label}")
@@ -1559,6 +1563,8 @@ def ollama_settings():
 
 def check_if_running(process_name="ollama"):
     """True if a process on this machine has `process_name` in its name."""
+    import psutil  # here, not at the top: importing the course code stays quick
+
     for process in psutil.process_iter(["name"]):
         name = process.info.get("name") or ""
         if process_name.lower() in name.lower():
