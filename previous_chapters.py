@@ -579,8 +579,9 @@ def generate(model, idx, max_new_tokens, context_size, temperature=0.0, top_k=No
     return idx
 
 
-def save_gpt_checkpoint(path, model, config, optimizer=None):
-    """Save a GPTModel as {"config", "model_state_dict"[, "optimizer_state_dict"]}.
+def save_gpt_checkpoint(path, model, config, optimizer=None, **extra):
+    """Save a GPTModel as {"config", "model_state_dict"[, "optimizer_state_dict"]}, plus
+    any `extra` entries (scripts/pretrain.py records its step).
 
     The file is written whole or not at all: into a temporary file beside `path`, which
     replaces `path` only once complete, so an interrupted save keeps the previous file.
@@ -589,6 +590,7 @@ def save_gpt_checkpoint(path, model, config, optimizer=None):
     checkpoint = {"config": dict(config), "model_state_dict": model.state_dict()}
     if optimizer is not None:
         checkpoint["optimizer_state_dict"] = optimizer.state_dict()
+    checkpoint.update(extra)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as f:
@@ -642,6 +644,26 @@ def describe_load_error(error):
     return message[:200] or type(error).__name__
 
 
+def read_checkpoint(path, device="cpu"):
+    """The dictionary saved in a PyTorch file, read safely (tensors only).
+
+    Every checkpoint loader of the course reads through here, so all report problems
+    the same way: FileNotFoundError for a missing file, ValueError for a file that is
+    not a readable checkpoint dictionary; both name the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # not a PyTorch file, or one holding arbitrary objects
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint: "
+                         f"{describe_load_error(error)}") from None
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dictionary")
+    return checkpoint
+
+
 def load_gpt_checkpoint(path, device="cpu", config=None):
     """Rebuild a GPTModel from a file; returns (model in eval mode, checkpoint dict).
 
@@ -650,15 +672,7 @@ def load_gpt_checkpoint(path, device="cpu", config=None):
     FileNotFoundError for a missing file and ValueError for a file that is not a
     checkpoint or whose weights do not fit the configuration.
     """
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as error:  # not a PyTorch file, or one holding arbitrary objects
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint: "
-                         f"{describe_load_error(error)}") from None
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dictionary")
+    checkpoint = read_checkpoint(path, device)
     if "model_state_dict" in checkpoint:
         config = checkpoint.get("config", config)
     else:  # a bare state_dict
@@ -1281,16 +1295,8 @@ def load_classifier_checkpoint(path, device="cpu"):
 
     Raises FileNotFoundError for a missing file and ValueError for a file that is not such
     a checkpoint; both name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # not a PyTorch file, or one holding arbitrary objects
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint: "
-                         f"{describe_load_error(error)}") from None
-    if not (isinstance(checkpoint, dict) and isinstance(checkpoint.get("config"), dict)
-            and "model_state_dict" in checkpoint):
+    checkpoint = read_checkpoint(path, device)
+    if not (isinstance(checkpoint.get("config"), dict) and "model_state_dict" in checkpoint):
         raise ValueError(f"{path} is not a course checkpoint: expected a dict with "
                          "'config' and 'model_state_dict' (see save_gpt_checkpoint)")
     config = checkpoint["config"]

@@ -409,6 +409,29 @@ def _with_config(path, tmp_path, config):
     return changed
 
 
+def test_a_failed_save_keeps_the_previous_checkpoint_and_leaves_no_partial_file(tmp_path,
+                                                                                 monkeypatch):
+    model = tiny_model()
+    path = tmp_path / "model.pth"
+    save_gpt_checkpoint(path, model, TINY_CONFIG)
+    before = path.read_bytes()
+
+    def save_half_then_fail(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", save_half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        save_gpt_checkpoint(path, model, TINY_CONFIG, step=3)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pth"]
+
+
+def test_missing_checkpoint_is_named_in_one_error_style(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint file not found: .*nothing.pth"):
+        load_gpt_checkpoint(tmp_path / "nothing.pth", config=TINY_CONFIG)
+
+
 # ---------------------------------------------------------------------------
 # OpenAI's weights: configuration, assign, and parity with Hugging Face's GPT-2
 # ---------------------------------------------------------------------------
