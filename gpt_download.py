@@ -83,7 +83,6 @@ DATA_FILES = {
         zip_member="sms_spam_collection/sms+spam+collection.zip"),
 }
 
-GPT2_SIZES = ("124M", "355M", "774M", "1558M")
 # The seven files OpenAI publishes for each size.
 GPT2_FILES = (
     "checkpoint",
@@ -100,13 +99,6 @@ GPT2_URL_TEMPLATES = (
     "https://f001.backblazeb2.com/file/LLMs-from-scratch/gpt2/{size}/{file}",
 )
 GPT2_HPARAM_KEYS = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_layer")
-# OpenAI's published hparams.json of each size.
-GPT2_HPARAMS = {
-    "124M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12},
-    "355M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 1024, "n_head": 16, "n_layer": 24},
-    "774M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 1280, "n_head": 20, "n_layer": 36},
-    "1558M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 1600, "n_head": 25, "n_layer": 48},
-}
 # GPT-2's tokenizer files, the same for every size: (bytes, SHA-256).
 GPT2_TOKENIZER_FILES = {
     "encoder.json": (1_042_301,
@@ -580,7 +572,7 @@ def download_and_load_gpt2(model_size, models_dir="models", reader="numpy"):
     model_dir = Path(models_dir) / size
     # hparams.json and the index first: they say what the weights file must hold.
     settings, entries = _download_gpt2_description(size, model_dir)
-    published = settings == GPT2_HPARAMS[size]
+    published = settings == published_gpt2_hparams()[size]
     data_name = "model.ckpt.data-00000-of-00001"
     for file_name in GPT2_FILES:
         if file_name in ("hparams.json", "model.ckpt.index", data_name):
@@ -698,11 +690,30 @@ _GPT2_FILE_CHECKS = {
 }
 
 
+def published_gpt2_hparams():
+    """{size: hparams.json} of the four GPT-2 models OpenAI publishes ("124M" ... "1558M").
+
+    Built from the course's one size table, MODEL_CONFIGS (chapter 4). It is imported
+    here, when needed, rather than at the top of this module: previous_chapters imports
+    this module, and downloading data files must not wait for torch to load.
+    """
+    from previous_chapters import MODEL_CONFIGS, gpt2_config, gpt2_model_size
+
+    hparams = {}
+    for model_name in MODEL_CONFIGS:
+        config = gpt2_config(model_name)
+        hparams[gpt2_model_size(model_name)] = {
+            "n_vocab": config["vocab_size"], "n_ctx": config["context_length"],
+            "n_embd": config["emb_dim"], "n_head": config["n_heads"], "n_layer": config["n_layers"]}
+    return hparams
+
+
 def _checked_model_size(model_size):
     size = str(model_size).strip().upper()
-    if size not in GPT2_SIZES:
+    sizes = published_gpt2_hparams()
+    if size not in sizes:
         raise ValueError(f"Unknown GPT-2 size {model_size!r}; "
-                         f"choose one of: {', '.join(GPT2_SIZES)}")
+                         f"choose one of: {', '.join(sizes)}")
     return size
 
 

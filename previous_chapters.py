@@ -21,16 +21,12 @@ import unicodedata
 import urllib.error
 import urllib.request
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-import psutil
 import tiktoken
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
 
@@ -101,6 +97,9 @@ def gpt2_tokenizer():
             f"could not fetch GPT-2's tokenizer files ({type(error).__name__}); offline, point "
             "TIKTOKEN_CACHE_DIR at a folder filled by `python tools/mirror.py tiktoken-cache "
             "DIR_WITH_encoder.json_AND_vocab.bpe CACHE_DIR`") from None
+
+
+END_OF_TEXT_ID = 50256  # <|endoftext|>, the last of GPT-2's 50,257 token IDs
 
 
 class GPTDatasetV1(Dataset):
@@ -445,20 +444,30 @@ def calc_loss_batch(input_batch, target_batch, model, device):
     )
 
 
+def batches_to_evaluate(data_loader, num_batches=None):
+    """How many batches of `data_loader` an evaluation averages: all of them when
+    num_batches is None, else the first num_batches (at most all).
+
+    Raises ValueError when the loader holds no batches or num_batches is below 1: an
+    average over nothing has no value to report.
+    """
+    available = len(data_loader)
+    if available == 0:
+        raise ValueError("the data loader holds no batches, so there is nothing to average "
+                         "(too little data? with drop_last=True a loader needs at least "
+                         "batch_size examples)")
+    if num_batches is not None and num_batches < 1:
+        raise ValueError(f"num_batches must be at least 1, got {num_batches}")
+    return available if num_batches is None else min(num_batches, available)
+
+
 def calc_loss_loader(data_loader, model, device, num_batches=None):
     """Average loss over the first `num_batches` batches of `data_loader` (all when None).
 
     Raises ValueError when the loader holds no batches (too little text for one batch)
     or num_batches is below 1.
     """
-    available = len(data_loader)
-    if available == 0:
-        raise ValueError("the data loader holds no batches, so there is no loss to compute "
-                         "(too little text? with drop_last=True a loader needs at least "
-                         "batch_size windows of context_length + 1 tokens)")
-    if num_batches is not None and num_batches < 1:
-        raise ValueError(f"num_batches must be at least 1, got {num_batches}")
-    num_batches = available if num_batches is None else min(num_batches, available)
+    num_batches = batches_to_evaluate(data_loader, num_batches)
     total = 0.0
     with torch.no_grad():
         for input_batch, target_batch in progress(data_loader, "loss", total=num_batches):
@@ -537,6 +546,8 @@ def train_model_simple(model, train_loader, val_loader, optimizer, device, num_e
 
 def plot_losses(epochs_seen, tokens_seen, train_losses, val_losses):
     """Plot training and validation loss against epochs, with tokens seen on a second x-axis."""
+    import matplotlib.pyplot as plt  # here, not at the top: importing the course code stays quick
+
     fig, ax1 = plt.subplots(figsize=(5, 3))
     ax1.plot(epochs_seen, train_losses, label="Training loss")
     ax1.plot(epochs_seen, val_losses, linestyle="-.", label="Validation loss")
@@ -617,8 +628,9 @@ def generate(model, idx, max_new_tokens, context_size, temperature=0.0, top_k=No
     return idx
 
 
-def save_gpt_checkpoint(path, model, config, optimizer=None):
-    """Save a GPTModel as {"config", "model_state_dict"[, "optimizer_state_dict"]}.
+def save_gpt_checkpoint(path, model, config, optimizer=None, **extra):
+    """Save a GPTModel as {"config", "model_state_dict"[, "optimizer_state_dict"]}, plus
+    any `extra` entries (scripts/pretrain.py records its step).
 
     The file is written whole or not at all: into a temporary file beside `path`, which
     replaces `path` only once complete, so an interrupted save keeps the previous file.
@@ -627,6 +639,7 @@ def save_gpt_checkpoint(path, model, config, optimizer=None):
     checkpoint = {"config": dict(config), "model_state_dict": model.state_dict()}
     if optimizer is not None:
         checkpoint["optimizer_state_dict"] = optimizer.state_dict()
+    checkpoint.update(extra)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as f:
@@ -680,6 +693,26 @@ def describe_load_error(error):
     return message[:200] or type(error).__name__
 
 
+def read_checkpoint(path, device="cpu"):
+    """The dictionary saved in a PyTorch file, read safely (tensors only).
+
+    Every checkpoint loader of the course reads through here, so all report problems
+    the same way: FileNotFoundError for a missing file, ValueError for a file that is
+    not a readable checkpoint dictionary; both name the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # not a PyTorch file, or one holding arbitrary objects
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint: "
+                         f"{describe_load_error(error)}") from None
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dictionary")
+    return checkpoint
+
+
 def load_gpt_checkpoint(path, device="cpu", config=None):
     """Rebuild a GPTModel from a file; returns (model in eval mode, checkpoint dict).
 
@@ -688,15 +721,7 @@ def load_gpt_checkpoint(path, device="cpu", config=None):
     FileNotFoundError for a missing file and ValueError for a file that is not a
     checkpoint or whose weights do not fit the configuration.
     """
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as error:  # not a PyTorch file, or one holding arbitrary objects
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint: "
-                         f"{describe_load_error(error)}") from None
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dictionary")
+    checkpoint = read_checkpoint(path, device)
     if "model_state_dict" in checkpoint:
         config = checkpoint.get("config", config)
     else:  # a bare state_dict
@@ -749,6 +774,12 @@ def gpt2_config(model_name):
         raise ValueError(f"unknown GPT-2 model {model_name!r}; choose one of: {known}")
     # OpenAI trained with 1,024 positions and with biases in the query/key/value layers.
     return {**GPT_CONFIG_124M, **MODEL_CONFIGS[model_name], "context_length": 1024, "qkv_bias": True}
+
+
+def gpt2_model_size(model_name):
+    """The name OpenAI publishes a model's weights under: "gpt2-medium (355M)" -> "355M"."""
+    gpt2_config(model_name)  # an unknown name fails here, listing the known ones
+    return model_name.split(" ")[-1].lstrip("(").rstrip(")")
 
 
 def assign(left, right, name=None):
@@ -1055,6 +1086,8 @@ def download_and_unzip_spam_data(data_dir="data"):
 
 def create_balanced_dataset(df):
     """All spam messages of df plus an equally large random sample of its ham messages."""
+    import pandas as pd  # here, not at the top: importing the course code stays quick
+
     spam = df[df["Label"] == "spam"]
     ham = df[df["Label"] == "ham"].sample(len(spam), random_state=123)
     return pd.concat([ham, spam])
@@ -1071,8 +1104,10 @@ def random_split(df, train_frac, validation_frac):
 class SpamDataset(Dataset):
     """The messages of a CSV file (columns Text, Label) as equal-length token ID tensors."""
 
-    def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=50256,
+    def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=END_OF_TEXT_ID,
                  context_length=None):
+        import pandas as pd  # here, not at the top: importing the course code stays quick
+
         self.data = pd.read_csv(csv_file)
         encoded_texts = [tokenizer.encode(text) for text in self.data["Text"]]
 
@@ -1118,7 +1153,7 @@ def add_classification_head(model, num_classes=2):
 def calc_accuracy_loader(data_loader, model, device, num_batches=None):
     """Share of correctly classified examples in (the first num_batches batches of) data_loader."""
     model.eval()
-    num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
+    num_batches = batches_to_evaluate(data_loader, num_batches)  # ValueError if there are none
     correct, seen = 0, 0
     with torch.no_grad():
         for input_batch, target_batch in progress(data_loader, "accuracy", total=num_batches):
@@ -1126,7 +1161,7 @@ def calc_accuracy_loader(data_loader, model, device, num_batches=None):
             predicted_labels = torch.argmax(logits, dim=-1)   # (batch_size,)
             correct += (predicted_labels == target_batch.to(device)).sum().item()
             seen += predicted_labels.shape[0]
-    return correct / seen if seen else float("nan")
+    return correct / seen
 
 
 def calc_classifier_loss_batch(input_batch, target_batch, model, device):
@@ -1138,9 +1173,7 @@ def calc_classifier_loss_batch(input_batch, target_batch, model, device):
 
 def calc_classifier_loss_loader(data_loader, model, device, num_batches=None):
     """Mean classification loss over (the first num_batches batches of) data_loader."""
-    if len(data_loader) == 0:
-        return float("nan")
-    num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
+    num_batches = batches_to_evaluate(data_loader, num_batches)  # ValueError if there are none
     total_loss = 0.0
     for input_batch, target_batch in progress(data_loader, "loss", total=num_batches):
         total_loss += calc_classifier_loss_batch(input_batch, target_batch, model, device).item()
@@ -1198,6 +1231,8 @@ def train_classifier_simple(model, train_loader, val_loader, optimizer, device,
 
 def plot_values(epochs_seen, examples_seen, train_values, val_values, label="loss"):
     """Training and validation curves against epochs (bottom axis) and examples seen (top)."""
+    import matplotlib.pyplot as plt  # here, not at the top: importing the course code stays quick
+
     fig, ax1 = plt.subplots(figsize=(5, 3))
     ax1.plot(epochs_seen, train_values, label=f"Training {label}")
     ax1.plot(epochs_seen, val_values, linestyle="-.", label=f"Validation {label}")
@@ -1241,7 +1276,7 @@ def classifier_metrics(predictions, labels, positive=1):
             "f1": f1, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
 
-def spam_probability(text, model, tokenizer, device, max_length=None, pad_token_id=50256):
+def spam_probability(text, model, tokenizer, device, max_length=None, pad_token_id=END_OF_TEXT_ID):
     """Probability (softmax over the two class scores) that the classifier puts text in class 1.
 
     Like SpamDataset, the text is cut to max_length tokens (never more than the model's
@@ -1261,7 +1296,7 @@ def spam_probability(text, model, tokenizer, device, max_length=None, pad_token_
     return torch.softmax(logits, dim=-1)[0, 1].item()
 
 
-def classify_review(text, model, tokenizer, device, max_length=None, pad_token_id=50256):
+def classify_review(text, model, tokenizer, device, max_length=None, pad_token_id=END_OF_TEXT_ID):
     """'spam' or 'not spam': the class the classifier gives text."""
     probability = spam_probability(text, model, tokenizer, device, max_length, pad_token_id)
     return "spam" if probability > 0.5 else "not spam"
@@ -1273,16 +1308,8 @@ def load_classifier_checkpoint(path, device="cpu"):
 
     Raises FileNotFoundError for a missing file and ValueError for a file that is not such
     a checkpoint; both name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # not a PyTorch file, or one holding arbitrary objects
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint: "
-                         f"{describe_load_error(error)}") from None
-    if not (isinstance(checkpoint, dict) and isinstance(checkpoint.get("config"), dict)
-            and "model_state_dict" in checkpoint):
+    checkpoint = read_checkpoint(path, device)
+    if not (isinstance(checkpoint.get("config"), dict) and "model_state_dict" in checkpoint):
         raise ValueError(f"{path} is not a course checkpoint: expected a dict with "
                          "'config' and 'model_state_dict' (see save_gpt_checkpoint)")
     config = checkpoint["config"]
@@ -1411,7 +1438,7 @@ class InstructionDataset(Dataset):
         return len(self.data)
 
 
-def custom_collate_fn(batch, pad_token_id=50256, ignore_index=-100, allowed_max_length=None,
+def custom_collate_fn(batch, pad_token_id=END_OF_TEXT_ID, ignore_index=-100, allowed_max_length=None,
                       device="cpu", mask_prompt=False):
     """Pad a batch of token-ID lists and build (inputs, targets) for next-token training.
 
@@ -1456,18 +1483,19 @@ EOS_TEXT = "<|endoftext|>"
 def extract_response(generated_text, prompt_text):
     """The model's answer in `generated_text`: what follows `prompt_text`, up to the first
     "<|endoftext|>", without a leading "### Response:" header, stripped of whitespace."""
+    header = RESPONSE_HEADER.strip()  # "### Response:"
     if generated_text.startswith(prompt_text):
         text = generated_text[len(prompt_text):]
     else:  # e.g. the prompt was longer than the context: keep what follows the last header
-        text = generated_text.rpartition("### Response:")[2]
+        text = generated_text.rpartition(header)[2]
     text = text.split(EOS_TEXT)[0].strip()
-    if text.startswith("### Response:"):
-        text = text[len("### Response:"):].strip()
+    if text.startswith(header):
+        text = text[len(header):].strip()
     return text
 
 
 def generate_response(model, tokenizer, entry, max_new_tokens=256, temperature=0.0,
-                      top_k=None, top_p=None, eos_id=50256):
+                      top_k=None, top_p=None, eos_id=END_OF_TEXT_ID):
     """Ask `model` to respond to an instruction entry; returns the response text.
 
     The prompt is format_input(entry) followed by the response header; decoding is
@@ -1483,7 +1511,7 @@ def generate_response(model, tokenizer, entry, max_new_tokens=256, temperature=0
     return extract_response(token_ids_to_text(token_ids.cpu(), tokenizer), prompt)
 
 
-def left_pad(prompts, pad_token_id=50256):
+def left_pad(prompts, pad_token_id=END_OF_TEXT_ID):
     """Stack lists of token IDs into one (batch_size, longest) tensor, padded on the left;
     also return each row's number of padding tokens, (batch_size,)."""
     longest = max(len(prompt) for prompt in prompts)
@@ -1511,7 +1539,7 @@ def padding_mask(pad_counts, start, end):
 
 
 def generate_batched(model, prompts, max_new_tokens, context_size, temperature=0.0, top_k=None,
-                     top_p=None, eos_id=None, pad_token_id=50256):
+                     top_p=None, eos_id=None, pad_token_id=END_OF_TEXT_ID):
     """Continue every prompt (a list of token IDs) in one batch, with the KV cache.
 
     Returns one list of token IDs per prompt: the prompt, then the new tokens (without the
@@ -1547,7 +1575,7 @@ def generate_batched(model, prompts, max_new_tokens, context_size, temperature=0
 
 
 def generate_responses(model, tokenizer, entries, max_new_tokens=256, batch_size=8, temperature=0.0,
-                       top_k=None, top_p=None, eos_id=50256):
+                       top_k=None, top_p=None, eos_id=END_OF_TEXT_ID):
     """generate_response for many entries, batch_size of them per forward pass; returns the
     response texts in the order of `entries` (greedy: the same texts as generate_response)."""
     decoding = dict(temperature=temperature, top_k=top_k, top_p=top_p, eos_id=eos_id)
@@ -1638,6 +1666,8 @@ def ollama_settings():
 
 def check_if_running(process_name="ollama"):
     """True if a process on this machine has `process_name` in its name."""
+    import psutil  # here, not at the top: importing the course code stays quick
+
     for process in psutil.process_iter(["name"]):
         name = process.info.get("name") or ""
         if process_name.lower() in name.lower():

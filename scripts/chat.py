@@ -74,7 +74,7 @@ def parse_args(argv=None):
                         help="with --ask: the material the instruction works on (optional)")
     parser.add_argument("--ckpt", type=Path,
                         help="the fine-tuned model (a checkpoint saved by Chapter 7)")
-    parser.add_argument("--size", choices=list(SIZES), default="small",
+    parser.add_argument("--size", choices=SIZES, default="small",
                         help="GPT-2 size to download when there is no --ckpt (default: small); "
                              "with --ckpt, only used for a bare state_dict")
     parser.add_argument("--models-dir", type=Path, default=Path("models"),
@@ -166,8 +166,8 @@ def _main(argv=None):
 
     import torch
 
-    from previous_chapters import (RESPONSE_HEADER, format_input, generate_response,
-                                   generate_responses, generate_stream, text_to_token_ids)
+    from previous_chapters import (END_OF_TEXT_ID, RESPONSE_HEADER, format_input, generate_responses,
+                                   generate_stream, text_to_token_ids)
 
     test_data = load_test_split(args.data) if args.gen_test_set else None
     tokenizer = load_tokenizer()
@@ -182,7 +182,7 @@ def _main(argv=None):
                   file=sys.stderr)
     model, config = load_model(args, device)
     decoding = dict(max_new_tokens=args.tokens, temperature=args.temperature,
-                    top_k=args.top_k, top_p=args.top_p, eos_id=50256)
+                    top_k=args.top_k, top_p=args.top_p, eos_id=END_OF_TEXT_ID)
 
     def print_answer(instruction, input_text=""):
         """Print the answer as it is generated, trimmed as Chapter 7's extract_response does."""

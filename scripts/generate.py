@@ -31,13 +31,14 @@ from pathlib import Path
 # Make the course modules importable when the script is run from anywhere.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-SIZES = {  # --size -> (OpenAI's checkpoint name, MODEL_CONFIGS name)
-    "small": ("124M", "gpt2-small (124M)"),
-    "medium": ("355M", "gpt2-medium (355M)"),
-    "large": ("774M", "gpt2-large (774M)"),
-    "xl": ("1558M", "gpt2-xl (1558M)"),
-}
-EOS_TEXT = "<|endoftext|>"
+SIZES = ("small", "medium", "large", "xl")  # --size: "gpt2-<size> (...)" in MODEL_CONFIGS
+
+
+def gpt2_model_name(size):
+    """The MODEL_CONFIGS name of a --size: "medium" -> "gpt2-medium (355M)"."""
+    from previous_chapters import MODEL_CONFIGS
+
+    return next(name for name in MODEL_CONFIGS if name.startswith(f"gpt2-{size} "))
 
 
 class CliError(Exception):
@@ -115,7 +116,7 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--prompt", required=True, help="the text to continue")
-    parser.add_argument("--size", choices=list(SIZES), default="small",
+    parser.add_argument("--size", choices=SIZES, default="small",
                         help="GPT-2 size to download (default: small = 124M); with --ckpt, "
                              "only used for a bare state_dict")
     parser.add_argument("--ckpt", type=Path,
@@ -225,9 +226,11 @@ def stream_text(new_tokens, tokenizer):
 
 def load_model(args, device):
     """The model to generate with and its configuration."""
-    from previous_chapters import GPTModel, gpt2_config, load_gpt_checkpoint, load_weights_into_gpt
+    from previous_chapters import (GPTModel, gpt2_config, gpt2_model_size, load_gpt_checkpoint,
+                                   load_weights_into_gpt)
 
-    checkpoint_name, config_name = SIZES[args.size]
+    config_name = gpt2_model_name(args.size)
+    checkpoint_name = gpt2_model_size(config_name)
     if args.ckpt is not None:
         try:
             model, checkpoint = load_gpt_checkpoint(args.ckpt, device=device,
@@ -265,7 +268,7 @@ def _main(argv=None):
 
     import torch
 
-    from previous_chapters import generate_stream, text_to_token_ids, token_ids_to_text
+    from previous_chapters import END_OF_TEXT_ID, generate_stream, text_to_token_ids, token_ids_to_text
 
     tokenizer = load_tokenizer()
     model, config = load_model(args, device)
@@ -273,7 +276,7 @@ def _main(argv=None):
     if prompt_ids.shape[1] > config["context_length"]:
         print(f"note: the prompt has {prompt_ids.shape[1]} tokens; the model sees only "
               f"the last {config['context_length']}", file=sys.stderr)
-    eos_id = tokenizer.encode(EOS_TEXT, allowed_special={EOS_TEXT})[0]
+    eos_id = END_OF_TEXT_ID
     if eos_id >= config["vocab_size"]:
         eos_id = None  # a model with a smaller vocabulary can't produce it
 

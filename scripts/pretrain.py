@@ -51,8 +51,9 @@ from previous_chapters import (  # noqa: E402
     check_checkpoint_config,
     choose_device,
     cosine_lr,
-    describe_load_error,
     make_optimizer,
+    read_checkpoint,
+    save_gpt_checkpoint,
 )
 
 
@@ -197,11 +198,7 @@ def save_checkpoint(path, model, config, optimizer, step):
         raise TrainingFailed(f"the weights hold nan or inf values at step {step}; {path} was "
                              "not written. Lower --lr or set --max-grad-norm, then train again.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint = {"config": dict(config), "model_state_dict": model.state_dict(),
-                  "optimizer_state_dict": optimizer.state_dict(), "step": step}
-    partial = path.with_name(path.name + ".partial")
-    torch.save(checkpoint, partial)
-    partial.replace(path)  # never leaves a half-written checkpoint behind
+    save_gpt_checkpoint(path, model, config, optimizer, step=step)  # whole or not at all
 
 
 def main(argv=None):
@@ -210,15 +207,11 @@ def main(argv=None):
 
 def load_resume_checkpoint(path, device):
     """The checkpoint --resume continues from, checked; UsageError if it can't be used."""
-    if not path.is_file():
-        raise UsageError(f"--resume: there is no checkpoint at {path}")
     try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # not a PyTorch file, or one holding arbitrary objects
-        raise UsageError(f"--resume: {path} is not a readable PyTorch checkpoint: "
-                         f"{describe_load_error(error)}") from None
-    if not (isinstance(checkpoint, dict) and {"config", "model_state_dict",
-                                              "optimizer_state_dict", "step"} <= checkpoint.keys()):
+        checkpoint = read_checkpoint(path, device)
+    except (FileNotFoundError, ValueError) as error:
+        raise UsageError(f"--resume: {error}") from None
+    if not {"config", "model_state_dict", "optimizer_state_dict", "step"} <= checkpoint.keys():
         raise UsageError(f"--resume: {path} was not written by pretrain.py (it needs config, "
                          "model_state_dict, optimizer_state_dict and step)")
     step = checkpoint["step"]

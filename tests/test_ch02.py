@@ -11,6 +11,7 @@ import tiktoken
 import torch
 
 from previous_chapters import (
+    END_OF_TEXT_ID,
     TOKEN_PATTERN,
     GPTDatasetV1,
     SimpleTokenizerV1,
@@ -107,9 +108,15 @@ def test_tiktoken_gpt2_known_ids(gpt2):
 def test_tiktoken_gpt2_round_trip_with_unknown_word_and_endoftext(gpt2):
     text = "The keeper met Akwirw ier. <|endoftext|> A new story begins."
     ids = gpt2.encode(text, allowed_special={"<|endoftext|>"})
-    assert ids.count(50256) == 1
+    assert ids.count(END_OF_TEXT_ID) == 1
     assert [gpt2.decode([i]) for i in gpt2.encode(" Akwirw ier")] == [" Ak", "w", "ir", "w", " ", "ier"]
     assert gpt2.decode(ids) == text
+
+
+def test_end_of_text_id_is_the_tokenizers_own(gpt2):
+    # Padding and stopping use END_OF_TEXT_ID: it must be the ID tiktoken gives <|endoftext|>.
+    assert END_OF_TEXT_ID == gpt2.eot_token
+    assert gpt2.decode([END_OF_TEXT_ID]) == "<|endoftext|>"
 
 
 # --- sliding-window dataset and data loader --------------------------------------------

@@ -18,10 +18,12 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import gpt_download
 from gpt_download import download_and_load_gpt2
 from previous_chapters import (
     QUICK_ENV,
     RUN_ENV,
+    MODEL_CONFIGS,
     GPTModel,
     assign,
     calc_loss_batch,
@@ -30,6 +32,7 @@ from previous_chapters import (
     generate,
     generate_text_simple,
     gpt2_config,
+    gpt2_model_size,
     load_gpt_checkpoint,
     load_weights_into_gpt,
     quick_run,
@@ -406,6 +409,29 @@ def _with_config(path, tmp_path, config):
     return changed
 
 
+def test_a_failed_save_keeps_the_previous_checkpoint_and_leaves_no_partial_file(tmp_path,
+                                                                                 monkeypatch):
+    model = tiny_model()
+    path = tmp_path / "model.pth"
+    save_gpt_checkpoint(path, model, TINY_CONFIG)
+    before = path.read_bytes()
+
+    def save_half_then_fail(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", save_half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        save_gpt_checkpoint(path, model, TINY_CONFIG, step=3)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pth"]
+
+
+def test_missing_checkpoint_is_named_in_one_error_style(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint file not found: .*nothing.pth"):
+        load_gpt_checkpoint(tmp_path / "nothing.pth", config=TINY_CONFIG)
+
+
 # ---------------------------------------------------------------------------
 # OpenAI's weights: configuration, assign, and parity with Hugging Face's GPT-2
 # ---------------------------------------------------------------------------
@@ -416,6 +442,19 @@ def test_gpt2_config():
                    "n_layers": 24, "drop_rate": 0.1, "qkv_bias": True}
     with pytest.raises(ValueError, match=r"gpt2-small \(124M\)"):
         gpt2_config("gpt2-huge")
+
+
+def test_gpt2_model_size_names_the_download_of_each_configuration():
+    assert gpt2_model_size("gpt2-medium (355M)") == "355M"
+    with pytest.raises(ValueError, match="choose one of"):
+        gpt2_model_size("gpt2-huge (9B)")
+    # The hparams.json the downloader expects for each size come from the same table.
+    published = gpt_download.published_gpt2_hparams()
+    assert list(published) == [gpt2_model_size(name) for name in MODEL_CONFIGS]
+    for name in MODEL_CONFIGS:
+        cfg, hparams = gpt2_config(name), published[gpt2_model_size(name)]
+        assert (hparams["n_embd"], hparams["n_layer"], hparams["n_head"], hparams["n_ctx"]) == (
+            cfg["emb_dim"], cfg["n_layers"], cfg["n_heads"], cfg["context_length"])
 
 
 def test_assign_copies_and_fails_loudly_on_a_shape_mismatch():

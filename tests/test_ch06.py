@@ -141,6 +141,18 @@ def test_accuracy_and_loss_from_the_last_token():
     assert loss == pytest.approx((batch_1 + batch_2) / 2, rel=1e-5)
 
 
+@pytest.mark.parametrize("measure", [calc_accuracy_loader, calc_classifier_loss_loader])
+def test_classifier_evaluations_refuse_an_empty_loader_like_calc_loss_loader(measure):
+    model = tiny_classifier(bias=[0.0, 1.0])
+    three = TensorDataset(torch.randint(0, 50257, (3, 5)), torch.tensor([1, 0, 1]))
+    empty = DataLoader(three, batch_size=4, drop_last=True)
+    assert len(empty) == 0
+    with pytest.raises(ValueError, match="no batches"):
+        measure(empty, model, "cpu")
+    with pytest.raises(ValueError, match="num_batches must be at least 1"):
+        measure(DataLoader(three, batch_size=2), model, "cpu", num_batches=0)
+
+
 def test_classifier_metrics():
     predictions = torch.tensor([1, 1, 1, 0, 0, 0, 0, 1])
     labels = torch.tensor([1, 1, 0, 1, 0, 0, 0, 0])

@@ -1,6 +1,7 @@
 """previous_chapters.py is generated from the notebooks; these tests keep the two in step."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -41,6 +42,26 @@ def test_export_cells_land_in_chapter_order_with_imports_hoisted(tmp_path):
     assert module.index("import math") < module.index("SIZE = 3") < module.index("def later")
     assert "not exported" not in module
     assert "# Chapter 2: ch02_first.ipynb" in module
+
+
+def test_imports_from_one_module_are_merged_into_one_statement(tmp_path):
+    write_notebook(tmp_path / "ch02_first.ipynb",
+                   "#| export\nfrom torch.utils.data import DataLoader, Dataset\nimport numpy as np\n\nA = 1")
+    write_notebook(tmp_path / "ch03_later.ipynb",
+                   "#| export\nfrom torch.utils.data import Dataset\nfrom torch.utils.data import Subset\n"
+                   "import numpy as np\n\nB = 2")
+    module = export.build_module(tmp_path)
+    assert module.count("from torch.utils.data import") == 1
+    assert "from torch.utils.data import DataLoader, Dataset, Subset\n" in module
+    assert module.count("import numpy as np") == 1
+
+
+def test_importing_the_module_does_not_load_plotting_or_data_libraries():
+    code = ("import sys, previous_chapters; "
+            "print(sorted(m for m in ('matplotlib', 'pandas', 'psutil') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=export.ROOT, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_a_chapter_may_import_from_earlier_chapters(tmp_path):

@@ -71,10 +71,12 @@ def gpt2_small_mirror(tmp_path_factory):
     if os.environ.get("LLM_COURSE_MIRROR"):
         yield os.environ["LLM_COURSE_MIRROR"]
         return
-    from make_gpt2_checkpoint import GPT2_HPARAMS, make_gpt2_checkpoint
+    from make_gpt2_checkpoint import make_gpt2_checkpoint
+
+    from gpt_download import published_gpt2_hparams
 
     folder = tmp_path_factory.mktemp("mirror124M")
-    make_gpt2_checkpoint(folder / "124M", GPT2_HPARAMS["124M"], seed=0)
+    make_gpt2_checkpoint(folder / "124M", published_gpt2_hparams()["124M"], seed=0)
     files = {f"/gpt2/124M/{p.name}": p.read_bytes() for p in (folder / "124M").iterdir()}
     with LoopbackServer(files) as server:
         yield server.url

@@ -405,7 +405,7 @@ def test_a_mirror_whose_hparams_and_index_disagree(tiny_files, tmp_path, monkeyp
 
 def test_published_sizes_need_openais_tokenizer_files(monkeypatch, tiny_files, tmp_path):
     # Pretend the tiny model is the published 124M: then its stand-in encoder.json is refused.
-    monkeypatch.setitem(gpt_download.GPT2_HPARAMS, "124M", dict(TINY))
+    monkeypatch.setattr(gpt_download, "published_gpt2_hparams", lambda: {"124M": dict(TINY)})
     with Hostile({f"/gpt2/124M/{name}": data for name, data in tiny_files.items()}) as server:
         monkeypatch.setenv(MIRROR_ENV, server.url)
         with pytest.raises(DownloadError, match="encoder.json(?s:.*)expected 1,042,301"):

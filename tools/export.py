@@ -6,9 +6,12 @@
 A code cell whose first line is `#| export` is copied, in chapter order, into
 previous_chapters.py under a banner naming its notebook. Appendix notebooks
 (`appendix_<letter>_*.ipynb`) go right after the chapter they build on
-(`APPENDIX_AFTER_CHAPTER`), so later chapters may use what they define. Its imports are
-gathered at the top of the module (imports from previous_chapters itself are
-dropped: in the module those names are already defined). The notebooks stay
+(`APPENDIX_AFTER_CHAPTER`), so later chapters may use what they define. Imports
+are gathered at the top of the module, one statement per module (imports from
+previous_chapters itself are dropped: in the module those names are already
+defined). Heavy libraries that only one function needs (matplotlib, pandas,
+psutil) are imported inside that function in the notebook, so importing the
+module stays quick for the scripts. The notebooks stay
 the only place where that code is edited.
 
 Export fails, naming the notebook and the fix, when
@@ -187,22 +190,37 @@ def build_module(root=ROOT):
                     chapter_of_name[name] = notebook
     check_chapter_imports(notebooks, chapter_of_name)
 
-    imports = []
-    for _, cells in chapters:
-        for cell in cells:
-            for node in cell.imports():
-                if isinstance(node, ast.ImportFrom) and node.module == "previous_chapters":
-                    continue
-                statement = ast.get_source_segment(cell.source, node)
-                if statement not in imports:
-                    imports.append(statement)
-    parts = [HEADER.rstrip("\n"), import_block(imports)]
+    import_nodes = [node for _, cells in chapters for cell in cells for node in cell.imports()]
+    parts = [HEADER.rstrip("\n"), import_block(merged_imports(import_nodes))]
     for notebook, cells in chapters:
         if not cells:
             continue
         parts.append(f"# {'=' * 76}\n# {notebook_title(notebook)}\n# {'=' * 76}")
         parts.extend(cell.body_without_imports() for cell in cells)
     return "\n\n\n".join(parts) + "\n"
+
+
+def merged_imports(nodes):
+    """One statement per imported module: `from m import a` and `from m import b` become
+    `from m import a, b`; imports from previous_chapters are dropped (already defined)."""
+    plain, names_from = set(), {}
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            plain.update(alias_text(alias) for alias in node.names)
+        elif node.module != "previous_chapters":
+            names_from.setdefault(node.module, set()).update(alias_text(a) for a in node.names)
+    statements = [f"import {name}" for name in plain]
+    for module, names in names_from.items():
+        statement = f"from {module} import {', '.join(sorted(names, key=str.lower))}"
+        if len(statement) > 99:  # wrap long lists, one name a line
+            statement = f"from {module} import (\n" + "".join(
+                f"    {name},\n" for name in sorted(names, key=str.lower)) + ")"
+        statements.append(statement)
+    return statements
+
+
+def alias_text(alias):
+    return alias.name if alias.asname is None else f"{alias.name} as {alias.asname}"
 
 
 def import_block(statements):

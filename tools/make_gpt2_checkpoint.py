@@ -27,13 +27,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-HPARAM_KEYS = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_layer")
-GPT2_HPARAMS = {
-    "124M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12},
-    "355M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 1024, "n_head": 16, "n_layer": 24},
-    "774M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 1280, "n_head": 20, "n_layer": 36},
-    "1558M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 1600, "n_head": 25, "n_layer": 48},
-}
+sys.path.insert(0, str(REPO))  # the course modules, when run as a script
+
+from gpt_download import GPT2_HPARAM_KEYS, published_gpt2_hparams  # noqa: E402
+
 TINY_HPARAMS = {"n_vocab": 64, "n_ctx": 16, "n_embd": 8, "n_head": 2, "n_layer": 2}
 TOKENIZER_FILES = ("encoder.json", "vocab.bpe")
 
@@ -101,7 +98,7 @@ def make_gpt2_checkpoint(out_dir, hparams, seed=0, gpt2_dir=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     save_with_tensorflow_saver(tensors, out_dir / "model.ckpt")
     # OpenAI's hparams.json: these keys in this order, two-space indent, final newline.
-    hparams_text = json.dumps({key: hparams[key] for key in HPARAM_KEYS}, indent=2) + "\n"
+    hparams_text = json.dumps({key: hparams[key] for key in GPT2_HPARAM_KEYS}, indent=2) + "\n"
     (out_dir / "hparams.json").write_text(hparams_text, encoding="utf-8")
     for path in tokenizer_files:
         shutil.copyfile(path, out_dir / path.name)
@@ -133,7 +130,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_root", help="writes OUT_ROOT/gpt2/<size>/")
-    parser.add_argument("--size", choices=GPT2_HPARAMS, default="124M",
+    published = published_gpt2_hparams()
+    parser.add_argument("--size", choices=published, default="124M",
                         help="the folder name and, without --tiny, the shapes (default 124M)")
     parser.add_argument("--tiny", action="store_true",
                         help=f"use tiny shapes {TINY_HPARAMS} instead of the real ones")
@@ -142,7 +140,7 @@ def main(argv=None):
                                            "(default: ../shared/data/gpt2)")
     args = parser.parse_args(argv)
 
-    hparams = TINY_HPARAMS if args.tiny else GPT2_HPARAMS[args.size]
+    hparams = TINY_HPARAMS if args.tiny else published[args.size]
     out_dir = Path(args.out_root) / "gpt2" / args.size
     start = time.perf_counter()
     try:
