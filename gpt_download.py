@@ -10,6 +10,10 @@ every file from a mirror instead; the mirror holds each file under the path
 given as its `mirror_path` (for example `the-verdict.txt`, or
 `gpt2/124M/hparams.json` for GPT-2's checkpoint files).
 
+The same weights are also on the Hugging Face hub as one `model.safetensors`
+file per size (mirror path `huggingface/openai-community/gpt2/model.safetensors`);
+`download_and_load_gpt2(..., source="huggingface")` reads those instead.
+
 OpenAI published GPT-2 as TensorFlow checkpoints. `download_and_load_gpt2`
 reads them with a small NumPy reader of TensorFlow's checkpoint format, so the
 course never imports TensorFlow unless asked to: TensorFlow and a recent
@@ -21,7 +25,7 @@ never in a notebook or script that goes on to train.
 Nothing downloaded is trusted unchecked: the data files by the size and SHA-256
 in DATA_FILES, GPT-2's files by their sizes, formats and (the weights) the CRC32C
 checksum the index stores for every tensor, which the NumPy reader also checks at
-every load. A file that fails is deleted and the error says what was wrong. One
+every load; the hub's files as download_and_load_gpt2_from_hub describes. A file that fails is deleted and the error says what was wrong. One
 process at a time downloads a file (a lock file beside it), and every wait is
 bounded (see download_file).
 """

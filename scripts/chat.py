@@ -38,7 +38,8 @@ sys.path.insert(0, str(SCRIPTS.parent))
 sys.path.insert(0, str(SCRIPTS))
 
 from generate import (  # noqa: E402
-    SIZES, DownloadFailed, UsageError, add_decoding_args, check_decoding_args, load_model,
+    SIZES, DownloadFailed, UsageError, add_decoding_args, add_source_arg, check_decoding_args,
+    load_model,
     ArgumentParser, check_writable, pick_device, run_cli)
 
 EXIT_WORDS = {"exit", "quit"}
@@ -65,6 +66,7 @@ def parse_args(argv=None):
                              "with --ckpt, only used for a bare state_dict")
     parser.add_argument("--models-dir", type=Path, default=Path("models"),
                         help="where OpenAI's weights are stored (default: models)")
+    add_source_arg(parser)
     parser.add_argument("--data", type=Path, default=None,
                         help="instruction data JSON for --gen-test-set (default: download "
                              "instruction-data.json into data/)")
