@@ -10,10 +10,6 @@ every file from a mirror instead; the mirror holds each file under the path
 given as its `mirror_path` (for example `the-verdict.txt`, or
 `gpt2/124M/hparams.json` for GPT-2's checkpoint files).
 
-The same weights are also on the Hugging Face hub as one `model.safetensors`
-file per size (mirror path `huggingface/openai-community/gpt2/model.safetensors`);
-`download_and_load_gpt2(..., source="huggingface")` reads those instead.
-
 OpenAI published GPT-2 as TensorFlow checkpoints. `download_and_load_gpt2`
 reads them with a small NumPy reader of TensorFlow's checkpoint format, so the
 course never imports TensorFlow unless asked to: TensorFlow and a recent
@@ -22,10 +18,15 @@ training starts). `reader="tensorflow"` uses TensorFlow's own reader instead;
 use it in a process of its own (a script that converts and saves the weights),
 never in a notebook or script that goes on to train.
 
+The same weights are also on the Hugging Face hub as one `model.safetensors`
+file per size (mirror path `huggingface/openai-community/gpt2/model.safetensors`);
+`download_and_load_gpt2(..., source="huggingface")` reads those instead.
+
 Nothing downloaded is trusted unchecked: the data files by the size and SHA-256
 in DATA_FILES, GPT-2's files by their sizes, formats and (the weights) the CRC32C
 checksum the index stores for every tensor, which the NumPy reader also checks at
-every load; the hub's files as download_and_load_gpt2_from_hub describes. A file that fails is deleted and the error says what was wrong. One
+every load; the hub's files as download_and_load_gpt2_from_hub describes. A file
+that fails is deleted and the error says what was wrong. One
 process at a time downloads a file (a lock file beside it), and every wait is
 bounded (see download_file).
 """
@@ -129,7 +130,6 @@ GPT2_SOURCES = ("openai", "huggingface")
 HF_REPO_NAMES = {"124M": "gpt2", "355M": "gpt2-medium", "774M": "gpt2-large",
                  "1558M": "gpt2-xl"}
 HF_URL_TEMPLATE = "https://huggingface.co/openai-community/{name}/resolve/main/{file}"
-HF_FILES = ("config.json", "model.safetensors")
 # What the hub's files must be, by mirror path: (bytes, SHA-256). Only gpt2's weights are
 # pinned: the hub shows the size and SHA-256 of model.safetensors (an LFS file), and we
 # could confirm them for gpt2 alone. The other sizes' weights, and every config.json, are
@@ -589,7 +589,8 @@ def download_and_load_gpt2(model_size, models_dir="models", reader="numpy", sour
     """Download OpenAI's GPT-2 checkpoint `model_size` (once) and load its weights.
 
     `source="huggingface"` takes the same weights from the Hugging Face hub instead
-    (see download_and_load_gpt2_from_hub); the result has the same form.
+    (see download_and_load_gpt2_from_hub); the result has the same form, and `reader`
+    does not apply.
 
     The seven files land in `models_dir/model_size/`; files already there are
     not fetched again, so a second call works offline. Returns
