@@ -18,10 +18,15 @@ training starts). `reader="tensorflow"` uses TensorFlow's own reader instead;
 use it in a process of its own (a script that converts and saves the weights),
 never in a notebook or script that goes on to train.
 
+The same weights are also on the Hugging Face hub as one `model.safetensors`
+file per size (mirror path `huggingface/openai-community/gpt2/model.safetensors`);
+`download_and_load_gpt2(..., source="huggingface")` reads those instead.
+
 Nothing downloaded is trusted unchecked: the data files by the size and SHA-256
 in DATA_FILES, GPT-2's files by their sizes, formats and (the weights) the CRC32C
 checksum the index stores for every tensor, which the NumPy reader also checks at
-every load. A file that fails is deleted and the error says what was wrong. One
+every load; the hub's files as download_and_load_gpt2_from_hub describes. A file
+that fails is deleted and the error says what was wrong. One
 process at a time downloads a file (a lock file beside it), and every wait is
 bounded (see download_file).
 """
@@ -110,6 +115,26 @@ GPT2_MAX_SIZES = {"checkpoint": 4096, "hparams.json": 4096, "encoder.json": 10_0
                   "vocab.bpe": 10_000_000, "model.ckpt.index": 10_000_000,
                   "model.ckpt.meta": 100_000_000}
 CHECKPOINT_READERS = ("numpy", "tensorflow")
+GPT2_SOURCES = ("openai", "huggingface")
+
+# The same weights as one safetensors file (+ config.json) on the Hugging Face hub;
+# the mirror path is huggingface/openai-community/{name}/{file}.
+HF_REPO_NAMES = {"124M": "gpt2", "355M": "gpt2-medium", "774M": "gpt2-large",
+                 "1558M": "gpt2-xl"}
+HF_URL_TEMPLATE = "https://huggingface.co/openai-community/{name}/resolve/main/{file}"
+# What the hub's files must be, by mirror path: (bytes, SHA-256). Only gpt2's weights are
+# pinned: the hub shows the size and SHA-256 of model.safetensors (an LFS file), and we
+# could confirm them for gpt2 alone. The other sizes' weights, and every config.json, are
+# checked by content instead: config.json must hold the published hparams, and the
+# safetensors header must list every tensor with the shape those hparams call for.
+HF_PUBLISHED_FILES = {
+    "huggingface/openai-community/gpt2/model.safetensors": (
+        548_105_171, "248dfc3911869ec493c76e65bf2fcf7f615828b0254c12b473182f0f81d3a707"),
+}
+# A local JSON file {mirror path: {"size": bytes, "sha256": hex}} naming what a mirror's
+# own hub files are (tools/make_gpt2_checkpoint.py --huggingface writes one for its random
+# weights). Used only while LLM_COURSE_MIRROR is set; without it the published values hold.
+MIRROR_MANIFEST_ENV = "LLM_COURSE_MIRROR_MANIFEST"
 
 CHUNK_BYTES = 1 << 20
 RETRYABLE_HTTP_CODES = {408, 425, 429, 500, 502, 503, 504}
@@ -552,8 +577,12 @@ def _sha256(path):
 # GPT-2: download and load
 # ---------------------------------------------------------------------------
 
-def download_and_load_gpt2(model_size, models_dir="models", reader="numpy"):
+def download_and_load_gpt2(model_size, models_dir="models", reader="numpy", source="openai"):
     """Download OpenAI's GPT-2 checkpoint `model_size` (once) and load its weights.
+
+    `source="huggingface"` takes the same weights from the Hugging Face hub instead
+    (see download_and_load_gpt2_from_hub); the result has the same form, and `reader`
+    does not apply.
 
     The seven files land in `models_dir/model_size/`; files already there are
     not fetched again, so a second call works offline. Returns
@@ -568,6 +597,10 @@ def download_and_load_gpt2(model_size, models_dir="models", reader="numpy"):
     the tokenizer files of a checkpoint with OpenAI's hparams must be OpenAI's
     (SHA-256). A file that fails is deleted and the error says so.
     """
+    if source not in GPT2_SOURCES:
+        raise ValueError(f"Unknown source {source!r}; choose one of: {', '.join(GPT2_SOURCES)}")
+    if source == "huggingface":
+        return download_and_load_gpt2_from_hub(model_size, models_dir)
     size = _checked_model_size(model_size)
     model_dir = Path(models_dir) / size
     # hparams.json and the index first: they say what the weights file must hold.
@@ -753,6 +786,192 @@ def gpt2_param_count(settings):
                  + d * 4 * d + 4 * d    # mlp/c_fc: expand to 4d
                  + 4 * d * d + d)       # mlp/c_proj: back to d
     return vocab * d + context * d + layers * per_block + 2 * d  # + ln_f
+
+
+# ---------------------------------------------------------------------------
+# GPT-2 from the Hugging Face hub: config.json and model.safetensors
+# ---------------------------------------------------------------------------
+
+def download_and_load_gpt2_from_hub(model_size, models_dir="models"):
+    """Download GPT-2 `model_size` from the Hugging Face hub (once) and load its weights.
+
+    The hub's `openai-community/gpt2` (124M), `-medium` (355M), `-large` (774M) and
+    `-xl` (1558M) hold OpenAI's weights as one `model.safetensors` file plus a
+    `config.json`; both land in `models_dir/<hub name>/` (e.g. `models/gpt2`). Returns
+    `(settings, params)` of the same form as the OpenAI files give: `settings` with
+    hparams.json's keys (read from config.json), `params` the nested dict that
+    `load_gpt2_params_from_tf_ckpt` describes, so `load_weights_into_gpt` takes it as is.
+
+    Checks: config.json must hold the published hparams of that size; model.safetensors
+    must list every tensor with the shape those call for, and (124M, whose hub file we
+    could pin) have the published size and SHA-256. With LLM_COURSE_MIRROR set, a file
+    named in $LLM_COURSE_MIRROR_MANIFEST is checked by the size and SHA-256 given there.
+    """
+    size = _checked_model_size(model_size)
+    name = HF_REPO_NAMES[size]
+    model_dir = Path(models_dir) / name
+    manifest = _mirror_manifest()
+
+    config_path = _download_hub_file(name, "config.json", model_dir, manifest,
+                                     verify=_hub_config_verifier(size, name, manifest))
+    settings = read_hub_config(config_path)
+    weights_path = _download_hub_file(name, "model.safetensors", model_dir, manifest,
+                                      verify=lambda path: _safetensors_problem(path, settings),
+                                      max_size=_max_safetensors_bytes(settings))
+    return settings, load_gpt2_params_from_safetensors(weights_path, settings)
+
+
+def hub_file_urls(name, file_name):
+    """Where one of the hub's GPT-2 files is fetched from (the mirror alone when set)."""
+    return source_urls([HF_URL_TEMPLATE.format(name=name, file=file_name)],
+                       hub_mirror_path(name, file_name))
+
+
+def hub_mirror_path(name, file_name):
+    return f"huggingface/openai-community/{name}/{file_name}"
+
+
+def _download_hub_file(name, file_name, model_dir, manifest, verify, max_size=100_000):
+    mirror_path = hub_mirror_path(name, file_name)
+    expected_size, sha256 = manifest.get(mirror_path) or HF_PUBLISHED_FILES.get(
+        mirror_path, (None, None))
+    return download_file(hub_file_urls(name, file_name), model_dir / file_name,
+                         expected_size=expected_size, sha256=sha256, max_size=max_size,
+                         binary=file_name.endswith(".safetensors"), verify=verify)
+
+
+def _mirror_manifest():
+    """{mirror path: (size, sha256)} from $LLM_COURSE_MIRROR_MANIFEST, if a mirror is set."""
+    path = os.environ.get(MIRROR_MANIFEST_ENV, "").strip()
+    if not path or not os.environ.get(MIRROR_ENV, "").strip():
+        return {}
+    try:
+        entries = json.loads(Path(path).read_text(encoding="utf-8"))
+        return {mirror_path: (int(entry["size"]), str(entry["sha256"]).lower())
+                for mirror_path, entry in entries.items()}
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ValueError(f"{MIRROR_MANIFEST_ENV}={path}: cannot read it as a JSON object "
+                         f'{{mirror path: {{"size": bytes, "sha256": hex}}}} ({error})') from None
+
+
+def read_hub_config(path):
+    """A hub config.json as GPT-2 settings with hparams.json's keys (n_vocab, n_ctx...)."""
+    path = Path(path)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path} is not JSON ({error}). Delete it and run "
+                              "again to download it afresh.") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} is not a JSON object")
+    # n_positions is the size of the position embedding; older configs also say n_ctx.
+    settings = {"n_vocab": config.get("vocab_size"),
+                "n_ctx": config.get("n_positions", config.get("n_ctx")),
+                "n_embd": config.get("n_embd"), "n_head": config.get("n_head"),
+                "n_layer": config.get("n_layer")}
+    _check_hparams(settings, f"{path} (vocab_size, n_positions, n_embd, n_head, n_layer)")
+    return settings
+
+
+def _hub_config_verifier(size, name, manifest):
+    """config.json must be readable and, unless the manifest pins it, of the published size."""
+    pinned = hub_mirror_path(name, "config.json") in manifest
+
+    def verify(path):
+        try:
+            settings = read_hub_config(path)
+        except CheckpointError as error:
+            return str(error)
+        if not pinned and settings != GPT2_HPARAMS[size]:
+            return (f"it describes {settings}, not the published GPT-2 {size} "
+                    f"({GPT2_HPARAMS[size]})")
+        return None
+    return verify
+
+
+def _max_safetensors_bytes(settings):
+    """A cap on model.safetensors: float32 weights, a tied head, the mask buffers, a header."""
+    buffers = settings["n_layer"] * settings["n_ctx"] ** 2  # attn.bias: one causal mask per block
+    head = settings["n_vocab"] * settings["n_embd"]          # lm_head.weight, if stored
+    return 4 * (gpt2_param_count(settings) + head + buffers) + 10_000_000
+
+
+def _hub_to_openai_name(key):
+    """`h.3.attn.c_attn.weight` -> `model/h3/attn/c_attn/w` (None for what GPT-2 never reads).
+
+    Hub names may start with `transformer.`; `attn.bias`/`attn.masked_bias` are mask
+    buffers, not weights, and `lm_head.weight` is wte again (the head is tied to it).
+    """
+    key = key.removeprefix("transformer.")
+    if key == "lm_head.weight" or re.fullmatch(r"h\.\d+\.attn\.(masked_)?bias", key):
+        return None
+    *path, kind = key.split(".")
+    if not path or kind not in ("weight", "bias"):
+        return f"unknown/{key}"
+    if path[0] == "h" and len(path) > 1:
+        path = [f"h{path[1]}"] + path[2:]
+    if path in (["wte"], ["wpe"]):
+        return f"model/{path[0]}"
+    is_norm = path[-1].startswith("ln_")
+    leaf = "b" if kind == "bias" else ("g" if is_norm else "w")
+    return "/".join(["model", *path, leaf])
+
+
+def _safetensors_problem(path, settings):
+    """None if `path` is a safetensors file holding GPT-2's float32 tensors of these
+    settings' shapes; else what is wrong (for download_file's `verify`)."""
+    try:
+        _read_safetensors(path, settings, read_values=False)
+    except CheckpointError as error:
+        return str(error)
+    return None
+
+
+def _read_safetensors(path, settings, read_values=True):
+    """{OpenAI tensor name: array} from a hub model.safetensors (shapes checked first)."""
+    from safetensors import SafetensorError, safe_open
+
+    expected = {name: shape[1:] if len(shape) == 3 else shape  # no 1x1-convolution axis
+                for name, shape in _gpt2_tensor_shapes(settings).items()}
+    try:
+        with safe_open(str(path), framework="numpy") as file:
+            names = {}
+            for key in file.keys():
+                name = _hub_to_openai_name(key)
+                if name is None:
+                    continue
+                if name not in expected:
+                    raise CheckpointError(f"{path} holds {key}, which GPT-2 does not have")
+                tensor = file.get_slice(key)
+                if tensor.get_dtype() != "F32":
+                    raise CheckpointError(f"{key} in {path} is {tensor.get_dtype()}, not F32")
+                if tuple(tensor.get_shape()) != expected[name]:
+                    raise CheckpointError(f"{key} in {path} has shape {tuple(tensor.get_shape())}, "
+                                          f"but the config calls for {expected[name]}")
+                names[name] = key
+            missing = [name for name in expected if name not in names]
+            if missing:
+                raise CheckpointError(f"{path} lacks the tensor for {missing[0]}"
+                                      + (f" and {len(missing) - 1} more" if len(missing) > 1
+                                         else ""))
+            if not read_values:
+                return None
+            return {name: file.get_tensor(key) for name, key in names.items()}
+    except CheckpointError:
+        raise
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({error})") from None
+
+
+def load_gpt2_params_from_safetensors(path, settings):
+    """Read the hub's model.safetensors into the nested dict load_gpt2_params_from_tf_ckpt
+    returns. The hub stores the linear layers as (d_in, d_out) matrices, as OpenAI did,
+    so nothing is transposed."""
+    _check_hparams(settings, "settings")
+    params = {"blocks": [{} for _ in range(settings["n_layer"])]}
+    for name, array in _read_safetensors(Path(path), settings).items():
+        _place_tensor(params, name, array)
+    return params
 
 
 # ---------------------------------------------------------------------------

@@ -43,13 +43,12 @@ sys.path.insert(0, str(SCRIPTS.parent))
 sys.path.insert(0, str(SCRIPTS))
 
 from generate import (  # noqa: E402
-    SIZES, DownloadFailed, UsageError, add_decoding_args, check_decoding_args, load_model,
-    ArgumentParser, check_writable, load_tokenizer, pick_device, run_cli, stream_text)
+    SIZES, ArgumentParser, DownloadFailed, UsageError, add_decoding_args, add_source_arg,
+    check_decoding_args, check_writable, load_model, load_tokenizer, pick_device, run_cli, stream_text)
 
 EXIT_WORDS = {"exit", "quit"}
 SFT_CHECKPOINTS = "gpt2-*-sft.pth"  # what Chapter 7 section 7.7 saves in models/
 MADE_BY = "ch07_instruction.ipynb section 7.7 saves one"
-REPEATED_HEADER = "### Response:"  # fine-tuned models sometimes begin by repeating it
 
 
 def find_sft_checkpoint(models_dir):
@@ -79,6 +78,7 @@ def parse_args(argv=None):
                              "with --ckpt, only used for a bare state_dict")
     parser.add_argument("--models-dir", type=Path, default=Path("models"),
                         help="where OpenAI's weights are stored (default: models)")
+    add_source_arg(parser)
     parser.add_argument("--data", type=Path, default=None,
                         help="instruction data JSON for --gen-test-set (default: download "
                              "instruction-data.json into data/)")
@@ -189,12 +189,13 @@ def _main(argv=None):
         prompt = format_input({"instruction": instruction, "input": input_text}) + RESPONSE_HEADER
         new_tokens = generate_stream(model, text_to_token_ids(prompt, tokenizer).to(device),
                                      context_size=config["context_length"], **decoding)
+        repeated_header = RESPONSE_HEADER.strip()  # fine-tuned models sometimes begin with it
         held = ""  # the answer's start, held back while it may be blanks or a repeated header
         for text in stream_text(new_tokens, tokenizer):
             if held is not None:
                 held = (held + text).lstrip()
-                text = held.removeprefix(REPEATED_HEADER).lstrip()
-                if not text or REPEATED_HEADER.startswith(held):
+                text = held.removeprefix(repeated_header).lstrip()
+                if not text or repeated_header.startswith(held):
                     continue
                 held = None
             print(text, end="", flush=True)

@@ -123,8 +123,18 @@ def parse_args(argv=None):
                         help="a checkpoint file to use instead of OpenAI's weights")
     parser.add_argument("--models-dir", type=Path, default=Path("models"),
                         help="where OpenAI's weights are stored (default: models)")
+    add_source_arg(parser)
     add_decoding_args(parser, default_tokens=50)
     return parser.parse_args(argv)
+
+
+def add_source_arg(parser):
+    """--source: where download_and_load_gpt2 gets GPT-2's weights."""
+    from gpt_download import GPT2_SOURCES
+
+    parser.add_argument("--source", choices=GPT2_SOURCES, default="openai",
+                        help="openai: OpenAI's original TensorFlow files (default); huggingface: "
+                             "the same weights as the Hugging Face hub's model.safetensors")
 
 
 def add_decoding_args(parser, default_tokens):
@@ -242,7 +252,8 @@ def load_model(args, device):
     from gpt_download import CheckpointError, DownloadError, download_and_load_gpt2
 
     try:
-        _, params = download_and_load_gpt2(checkpoint_name, str(args.models_dir))
+        _, params = download_and_load_gpt2(checkpoint_name, str(args.models_dir),
+                                           source=args.source)
     except (DownloadError, CheckpointError) as error:
         raise DownloadFailed(str(error)) from None
     except ValueError as error:  # e.g. a bad LLM_COURSE_DOWNLOAD_* setting

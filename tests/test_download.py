@@ -1,9 +1,6 @@
 """gpt_download's downloads against loopback HTTP servers that misbehave on purpose."""
 
-import re
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -15,75 +12,10 @@ import gpt_download  # noqa: E402
 from gpt_download import (  # noqa: E402
     MIRROR_ENV, CheckpointError, DownloadError, download_and_load_gpt2, download_file,
 )
+from loopback_server import LoopbackServer  # noqa: E402
 
 BODY = bytes(range(256)) * 1024  # 256 KiB, every byte position distinguishable by content
 TINY = {"n_vocab": 64, "n_ctx": 16, "n_embd": 8, "n_head": 2, "n_layer": 2}
-
-
-class LoopbackServer:
-    """An HTTP server on 127.0.0.1 serving `files` ({url path: bytes}), with Range support.
-
-    It records every request as (path, Range header or None). Misbehaviour per path:
-    `status` {path: code} answers with that HTTP error; `drop_first` sends half of
-    the body of the first response and closes the connection; `ignore_range`
-    always sends the whole file with 200, as servers without Range support do.
-    """
-
-    def __init__(self, files, status=None, drop_first=(), ignore_range=()):
-        self.files = files
-        self.status = status or {}
-        self.drop_first = set(drop_first)
-        self.ignore_range = set(ignore_range)
-        self.requests = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self):
-        # A short poll interval: shutdown() waits for the next poll.
-        threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True).start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._server.shutdown()
-        self._server.server_close()
-
-    def ranges_asked(self, path):
-        return [range_header for asked, range_header in self.requests if asked == path]
-
-    def _handler_class(server):  # noqa: N805 -- `server` is the LoopbackServer
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                range_header = self.headers.get("Range")
-                server.requests.append((self.path, range_header))
-                body = server.files.get(self.path)
-                if self.path in server.status or body is None:
-                    self.send_error(server.status.get(self.path, 404))
-                    return
-                start = 0
-                if range_header and self.path not in server.ignore_range:
-                    start = int(re.fullmatch(r"bytes=(\d+)-", range_header).group(1))
-                if start >= len(body) > 0 and range_header:
-                    self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{len(body)}")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(206 if start else 200)
-                if start:
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
-                if self.path in server.drop_first:
-                    server.drop_first.discard(self.path)
-                    self.wfile.write(body[start:start + (len(body) - start) // 2])
-                    self.close_connection = True  # hang up mid-body
-                    return
-                self.wfile.write(body[start:])
-
-            def log_message(self, format, *args):
-                pass
-
-        return Handler
 
 
 def leftovers(directory):

@@ -7,10 +7,8 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,68 +20,13 @@ from gpt_download import (  # noqa: E402
     DATA_FILES, MIRROR_ENV, CheckpointError, DownloadError, download_and_load_gpt2,
     download_data_file, download_file, extract_zip_member, load_gpt2_params_from_tf_ckpt,
 )
+# A server whose routes may be functions that answer however they like (hostile ones).
+from loopback_server import LoopbackServer as Hostile  # noqa: E402
 
 BODY = bytes(range(256)) * 1024  # 256 KiB
 BODY_SHA = hashlib.sha256(BODY).hexdigest()
 TINY = {"n_vocab": 64, "n_ctx": 16, "n_embd": 8, "n_head": 2, "n_layer": 2}
 DATA_SHARD = "model.ckpt.data-00000-of-00001"
-
-
-class Hostile:
-    """A loopback HTTP server; `routes` maps a path to bytes (served with Range support and
-    a Content-Length) or to a function(handler) that answers however it likes."""
-
-    def __init__(self, routes):
-        self.routes = routes
-        self.requests = []
-        handler = self._handler_class()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True).start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _handler_class(server):  # noqa: N805
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def do_GET(self):
-                server.requests.append((self.path, self.headers.get("Range")))
-                route = server.routes.get(self.path)
-                if route is None:
-                    self.send_error(404)
-                elif callable(route):
-                    try:
-                        route(self)
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass
-                else:
-                    start = 0
-                    if self.headers.get("Range"):
-                        start = int(self.headers["Range"].split("=")[1].rstrip("-"))
-                        if start >= len(route):
-                            self.send_response(416)
-                            self.send_header("Content-Range", f"bytes */{len(route)}")
-                            self.end_headers()
-                            return
-                    self.send_response(206 if start else 200)
-                    if start:
-                        self.send_header("Content-Range",
-                                         f"bytes {start}-{len(route) - 1}/{len(route)}")
-                    self.send_header("Content-Length", str(len(route) - start))
-                    self.end_headers()
-                    self.wfile.write(route[start:])
-
-            def log_message(self, *args):
-                pass
-
-        return Handler
 
 
 def files_in(directory):

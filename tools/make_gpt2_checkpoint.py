@@ -11,12 +11,18 @@ copies of GPT-2's `encoder.json` and `vocab.bpe`.
     python tools/make_gpt2_checkpoint.py OUT_ROOT --tiny
         Tiny shapes (fast), still under OUT_ROOT/gpt2/124M/ (or --size's folder), so the
         download code can fetch them as if they were the 124M model.
+    python tools/make_gpt2_checkpoint.py OUT_ROOT --size 124M --huggingface
+        Also the same weights as the Hugging Face hub publishes them, model.safetensors
+        and config.json, in OUT_ROOT/huggingface/openai-community/gpt2/, and their sizes
+        and SHA-256 in OUT_ROOT/mirror-manifest.json: point LLM_COURSE_MIRROR_MANIFEST
+        at it so the download code accepts these files from the mirror.
 
 Every value is random (seeded), so a loader that mixes up two tensors, or
 transposes one, cannot go unnoticed.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -105,6 +111,56 @@ def make_gpt2_checkpoint(out_dir, hparams, seed=0, gpt2_dir=None):
     return tensors
 
 
+def hub_tensor_name(openai_name):
+    """`model/h3/attn/c_attn/w` -> `h.3.attn.c_attn.weight`, the hub's name for it."""
+    parts = openai_name.split("/")[1:]  # drop the leading "model"
+    if parts[0].startswith("h") and parts[0][1:].isdigit():
+        parts = ["h", parts[0][1:]] + parts[1:]
+    if parts in (["wte"], ["wpe"]):  # the embeddings have no leaf name
+        return f"{parts[0]}.weight"
+    *module, leaf = parts
+    return ".".join(module + ["bias" if leaf == "b" else "weight"])  # g and w are weights
+
+
+def write_hub_files(tensors, hparams, out_dir):
+    """Write `tensors` (OpenAI names) as the hub's model.safetensors and config.json.
+
+    Returns {file name: (bytes, SHA-256)} of the two files written.
+    """
+    from safetensors.numpy import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # The hub keeps the linear layers as (d_in, d_out) matrices: OpenAI's without the 1x1 axis.
+    hub_tensors = {hub_tensor_name(name): np.ascontiguousarray(value[0] if value.ndim == 3 else value)
+                   for name, value in tensors.items()}
+    save_file(hub_tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
+              "vocab_size": hparams["n_vocab"], "n_positions": hparams["n_ctx"],
+              "n_ctx": hparams["n_ctx"], "n_embd": hparams["n_embd"],
+              "n_head": hparams["n_head"], "n_layer": hparams["n_layer"]}
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return {name: file_identity(out_dir / name) for name in ("config.json", "model.safetensors")}
+
+
+def file_identity(path):
+    """(bytes, SHA-256) of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return path.stat().st_size, digest.hexdigest()
+
+
+def add_to_manifest(manifest_path, files):
+    """Record {mirror path: (bytes, SHA-256)} in a mirror manifest (JSON), keeping others."""
+    manifest_path = Path(manifest_path)
+    entries = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    entries.update({path: {"size": size, "sha256": sha256}
+                    for path, (size, sha256) in files.items()})
+    manifest_path.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
+
+
 def save_with_tensorflow_saver(tensors, prefix):
     """Save {name: array} as TF1 variables with tf.compat.v1.train.Saver, like OpenAI did."""
     # Hide TensorFlow's start-up log lines (oneDNN's notice concerns arithmetic; this only copies).
@@ -138,18 +194,32 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gpt2-dir", help="folder with encoder.json and vocab.bpe "
                                            "(default: ../shared/data/gpt2)")
+    parser.add_argument("--huggingface", action="store_true",
+                        help="also write the hub's model.safetensors and config.json of the "
+                             "same weights, and OUT_ROOT/mirror-manifest.json")
     args = parser.parse_args(argv)
 
     hparams = TINY_HPARAMS if args.tiny else published[args.size]
     out_dir = Path(args.out_root) / "gpt2" / args.size
     start = time.perf_counter()
     try:
-        make_gpt2_checkpoint(out_dir, hparams, seed=args.seed, gpt2_dir=args.gpt2_dir)
+        tensors = make_gpt2_checkpoint(out_dir, hparams, seed=args.seed, gpt2_dir=args.gpt2_dir)
     except FileNotFoundError as error:
         sys.exit(f"make_gpt2_checkpoint: {error}")
     total = sum(path.stat().st_size for path in out_dir.iterdir())
     print(f"Wrote {out_dir} ({total:,} bytes, {hparams}) in "
           f"{time.perf_counter() - start:.1f} s")
+    if args.huggingface:
+        sys.path.insert(0, str(REPO))
+        from gpt_download import HF_REPO_NAMES, hub_mirror_path
+
+        name = HF_REPO_NAMES[args.size]
+        hub_dir = Path(args.out_root) / hub_mirror_path(name, "")
+        written = write_hub_files(tensors, hparams, hub_dir)
+        manifest = Path(args.out_root) / "mirror-manifest.json"
+        add_to_manifest(manifest, {hub_mirror_path(name, file): identity
+                                   for file, identity in written.items()})
+        print(f"Wrote {hub_dir} (the same weights as the hub's files) and {manifest}")
 
 
 if __name__ == "__main__":
