@@ -19,6 +19,7 @@ reported "not applied" and counts as a failure: update MUTATIONS to match the co
 import argparse
 import ast
 import importlib
+import importlib.util
 import multiprocessing
 import os
 import sys
@@ -30,9 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = ROOT / "previous_chapters.py"
 PYTEST_ARGS = ["-x", "-q", "-o", "addopts=", "-p", "no:cacheprovider", "-p", "no:nbval"]
-# Imported here once, before forking, on top of what previous_chapters imports: the
-# optimizers' first step imports torch._dynamo, the weight-loading test transformers.
-PRELOAD = ("pytest", "torch._dynamo", "transformers.models.gpt2.modeling_gpt2")
+# Imported once before forking, with what previous_chapters and the tests import: pytest,
+# and torch._dynamo, which an optimizer's first step imports.
+PRELOAD = ("pytest", "torch._dynamo")
 
 LOOPS = ("tests/test_training_loops.py",)
 ATTENTION = ("tests/test_ch03.py",)
@@ -193,14 +194,27 @@ def check(mutation, source, log_path):
     return "error", f"pytest exit code {exit_code}, see {log_path}"
 
 
-def preload(source):
-    """Import what previous_chapters and the tests import, once, so forked test runs start fast."""
-    names = [alias.name for node in ast.parse(source).body if isinstance(node, ast.Import)
-             for alias in node.names]
-    names += [node.module for node in ast.parse(source).body
-              if isinstance(node, ast.ImportFrom) and node.module and node.level == 0]
-    for name in [*names, *PRELOAD]:
-        importlib.import_module(name)
+def preload(paths):
+    """Import the installed packages that `paths` import at their top level, once, so the
+    forked test processes start without importing them again. Modules of this repository
+    are left alone: a parent that had imported previous_chapters would hand it on unmutated."""
+    for name, attributes in [(name, ()) for name in PRELOAD] + [
+            item for path in paths for item in top_level_imports(path.read_text(encoding="utf-8"))]:
+        spec = importlib.util.find_spec(name.split(".")[0])
+        if spec is None or spec.origin is None or Path(spec.origin).is_relative_to(ROOT):
+            continue
+        module = importlib.import_module(name)
+        for attribute in attributes:  # e.g. transformers loads GPT2LMHeadModel on first use
+            getattr(module, attribute, None)
+
+
+def top_level_imports(source):
+    """(module, names imported from it) for each top-level import statement of `source`."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, ()) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            yield node.module, tuple(alias.name for alias in node.names)
 
 
 def print_table(rows):
@@ -231,9 +245,9 @@ def main(argv=None):
 
     started = time.perf_counter()
     source = MODULE.read_text(encoding="utf-8")
-    preload(source)
-    log_dir = Path(tempfile.mkdtemp(prefix="mutation-logs-"))
     test_files = sorted({test for m in mutations for test in m.tests})
+    preload([MODULE, *(ROOT / test for test in test_files)])
+    log_dir = Path(tempfile.mkdtemp(prefix="mutation-logs-"))
     exit_code, failed = run_tests(source, test_files, log_dir / "unmutated.log")
     if exit_code != 0:
         print(f"the unmutated tests fail ({failed or f'pytest exit code {exit_code}'}), so no "
