@@ -53,6 +53,13 @@ def test_a_target_that_is_not_there_is_not_applied():
     assert apply(SOURCE, Mutation("evaluate", "loss.backward()", "pass", ())) is None
 
 
+def test_a_mutation_not_found_is_reported_without_running_tests(tmp_path):
+    outcome, detail = mutation_check.check(Mutation("train", "model.eval()", "pass", ("tests/none.py",)),
+                                           SOURCE, tmp_path / "log")
+    assert outcome == "not applied" and "MUTATIONS" in detail
+    assert not (tmp_path / "log").exists()
+
+
 def test_every_listed_mutation_is_found_in_previous_chapters():
     source = mutation_check.MODULE.read_text(encoding="utf-8")
     missing = [m.name for m in MUTATIONS if apply(source, m) is None]

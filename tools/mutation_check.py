@@ -18,10 +18,12 @@ reported "not applied" and counts as a failure: update MUTATIONS to match the co
 
 import argparse
 import ast
+import functools
 import importlib
 import importlib.util
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -101,6 +103,11 @@ MUTATIONS = [
 ]
 
 
+@functools.lru_cache(maxsize=1)
+def parse(source):
+    return ast.parse(source)
+
+
 def find_function(tree, dotted_name):
     """The FunctionDef (or ClassDef) reached by following dotted_name from the module's top level."""
     node = tree
@@ -114,7 +121,7 @@ def find_function(tree, dotted_name):
 
 def locate(source, mutation):
     """The node `mutation` changes: its target's occurrence-th match inside its function, or None."""
-    function = find_function(ast.parse(source), mutation.function)
+    function = find_function(parse(source), mutation.function)
     if function is None:
         return None
     want_statement = mutation.replacement == "pass"
@@ -136,18 +143,17 @@ def apply(source, mutation):
         line_starts.append(line_starts[-1] + len(line))
     start = line_starts[node.lineno - 1] + node.col_offset
     end = line_starts[node.end_lineno - 1] + node.end_col_offset
-    mutated = (data[:start] + mutation.replacement.encode() + data[end:]).decode()
-    ast.parse(mutated)  # a mutation must leave valid Python
-    return mutated
+    return (data[:start] + mutation.replacement.encode() + data[end:]).decode()
 
 
 def pytest_in_this_process(module_source, tests, log_path, result_pipe):
     """Run `tests` against `module_source` as previous_chapters; send (exit code, first failure)."""
     import pytest
 
-    module_dir = tempfile.mkdtemp(prefix="mutant-")
-    Path(module_dir, "previous_chapters.py").write_text(module_source, encoding="utf-8")
-    sys.path[:0] = [module_dir, str(ROOT)]  # the mutant shadows the real module
+    module_dir = log_path.with_suffix("")  # beside the log, e.g. mutation-03/previous_chapters.py
+    module_dir.mkdir()
+    (module_dir / "previous_chapters.py").write_text(module_source, encoding="utf-8")
+    sys.path[:0] = [str(module_dir), str(ROOT)]  # the mutant shadows the real module
     os.chdir(ROOT)
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(log, 1)
@@ -264,7 +270,11 @@ def main(argv=None):
     killed = sum(row[1] == "killed" for row in rows[1:])
     print(f"\nscore: {killed}/{len(mutations)} mutations killed, "
           f"{time.perf_counter() - started:.0f} s")
-    return 0 if killed == len(mutations) else 1
+    if killed < len(mutations):
+        print(f"the mutated modules and the tests' output are in {log_dir}")
+        return 1
+    shutil.rmtree(log_dir)
+    return 0
 
 
 if __name__ == "__main__":
