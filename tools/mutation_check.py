@@ -196,7 +196,7 @@ def check(mutation, source, log_path):
     if exit_code == 1 and failed:
         return "killed", failed
     if exit_code == 0:
-        return "SURVIVED", " ".join(mutation.tests)
+        return "SURVIVED", "no test failed in " + " ".join(mutation.tests)
     return "error", f"pytest exit code {exit_code}, see {log_path}"
 
 
