@@ -106,13 +106,17 @@ def test_parameter_count_of_medium_model_and_with_qkv_bias():
     assert count_params(model_bias) == 406_212_608 + 24 * 3 * 1024
 
 
-def test_model_configs_table():
-    assert MODEL_CONFIGS == {
-        "gpt2-small (124M)": {"emb_dim": 768, "n_layers": 12, "n_heads": 12},
-        "gpt2-medium (355M)": {"emb_dim": 1024, "n_layers": 24, "n_heads": 16},
-        "gpt2-large (774M)": {"emb_dim": 1280, "n_layers": 36, "n_heads": 20},
-        "gpt2-xl (1558M)": {"emb_dim": 1600, "n_layers": 48, "n_heads": 25},
-    }
+@pytest.mark.parametrize("name", list(MODEL_CONFIGS))
+def test_each_size_has_the_parameter_count_in_its_name(name):
+    """OpenAI's models (with query/key/value biases) count their weights without the output
+    head, which shares the token embedding's: "gpt2-small (124M)" must build 124M of them."""
+    cfg = {**GPT_CONFIG_124M, **MODEL_CONFIGS[name], "qkv_bias": True}
+    with torch.device("meta"):
+        model = GPTModel(cfg)
+    unique = count_params(model) - model.out_head.weight.numel()
+    millions = int(name[name.index("(") + 1:name.index("M)")])
+    assert round(unique / 1e6) == millions
+    assert model.trf_blocks[0].att.head_dim == 64  # every GPT-2 size has 64-dimensional heads
 
 
 # ---------------------------------------------------------------- forward pass, generation

@@ -40,8 +40,8 @@ def test_ask_prints_a_response(tiny_ckpt, tmp_path):
 def test_empty_instruction_exits_2(tiny_ckpt, tmp_path):
     result = run_chat("--ckpt", tiny_ckpt, "--ask", "   ", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "chat.py: error: the instruction (--ask) is empty: give the model something to do"]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--ask" in lines[0] and "empty" in lines[0]
 
 
 def test_missing_checkpoint_exits_2_naming_the_file(tmp_path):
