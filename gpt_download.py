@@ -882,9 +882,9 @@ def _hub_config_verifier(size, name, manifest):
             settings = read_hub_config(path)
         except CheckpointError as error:
             return str(error)
-        if not pinned and settings != GPT2_HPARAMS[size]:
-            return (f"it describes {settings}, not the published GPT-2 {size} "
-                    f"({GPT2_HPARAMS[size]})")
+        published = published_gpt2_hparams()[size]
+        if not pinned and settings != published:
+            return f"it describes {settings}, not the published GPT-2 {size} ({published})"
         return None
     return verify
 
