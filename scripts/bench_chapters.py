@@ -198,7 +198,7 @@ def bench_ch06_training(args, tokenizer):
     cfg = model_config(args)
     torch.manual_seed(123)
     model = add_classification_head(starting_model(args, cfg), num_classes=2)
-    train_dataset, val_dataset = spam_datasets(tokenizer, cfg["context_length"])
+    train_dataset, val_dataset = spam_datasets(tokenizer, cfg["context_length"], args.ch06_max_length)
     messages = min(args.ch06_messages or len(train_dataset), len(train_dataset))
 
     def train_loader():
@@ -220,19 +220,20 @@ def bench_ch06_training(args, tokenizer):
         return train(TrainableTop(course_model), features, val_features)
 
     course_history, course_s = timed(course_run)
-    return Result(f"ch06 train {args.ch06_epochs} epoch(s), {messages} msgs", book_s, course_s,
+    return Result(f"ch06 train {args.ch06_epochs} ep, {messages} msgs x {train_dataset.max_length} tok", book_s, course_s,
                   max_difference(book_history[:4], course_history[:4]), IDENTICAL_TOLERANCE)
 
 
-def spam_datasets(tokenizer, context_length):
-    """The chapter's balanced, split spam messages as (training, validation) SpamDatasets."""
+def spam_datasets(tokenizer, context_length, max_length=None):
+    """The chapter's balanced, split spam messages as (training, validation) SpamDatasets,
+    cut to max_length tokens (None: as long as the longest training message, as the book)."""
     df = create_balanced_dataset(read_spam_messages(download_and_unzip_spam_data()))
     df["Label"] = df["Label"].map({"ham": 0, "spam": 1})
     train_df, val_df, _ = random_split(df, 0.7, 0.1)
     with tempfile.TemporaryDirectory() as tmp:
         train_df.to_csv(Path(tmp) / "train.csv", index=False)
         val_df.to_csv(Path(tmp) / "validation.csv", index=False)
-        train_dataset = SpamDataset(Path(tmp) / "train.csv", tokenizer,
+        train_dataset = SpamDataset(Path(tmp) / "train.csv", tokenizer, max_length=max_length,
                                     context_length=context_length)
         val_dataset = SpamDataset(Path(tmp) / "validation.csv", tokenizer,
                                   max_length=train_dataset.max_length, context_length=context_length)
@@ -310,6 +311,9 @@ def parse_args(argv=None):
     parser.add_argument("--ch05-epochs", type=positive_int, default=1)
     parser.add_argument("--ch06-messages", type=positive_int, default=None,
                         help="train on the first N training messages (default: all 1,045)")
+    parser.add_argument("--ch06-max-length", type=positive_int, default=None,
+                        help="cut messages to N tokens, as the notebook's quick run does with 32 "
+                             "(default: the longest message, 120 tokens, as the book)")
     parser.add_argument("--ch06-epochs", type=positive_int, default=5,
                         help="the book's run has 5 (the frozen features are computed once for all)")
     parser.add_argument("--ch7-size", choices=sorted(SIZES), default="355M")
