@@ -26,7 +26,7 @@ import tiktoken
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
 from tqdm import tqdm
 
 
@@ -1247,6 +1247,66 @@ def plot_values(epochs_seen, examples_seen, train_values, val_values, label="los
 
     fig.tight_layout()
     return fig
+
+
+def check_frozen_below_last_block(model):
+    """Raise ValueError unless the embeddings and all blocks but the last are frozen and
+    dropout-free, so that their output for a message never changes."""
+    frozen_part = nn.ModuleList([model.tok_emb, model.pos_emb, model.drop_emb,
+                                 *model.trf_blocks[:-1]])
+    for name, param in frozen_part.named_parameters():
+        if param.requires_grad:
+            raise ValueError(f"parameter {name} below the last block requires grad; computing "
+                             "the frozen layers once needs them all frozen (add_classification_head)")
+    for name, module in frozen_part.named_modules():
+        if isinstance(module, nn.Dropout) and module.p > 0:
+            raise ValueError(f"dropout {name} below the last block has p={module.p}; its output "
+                             "changes every step, so build the model with drop_rate 0.0")
+
+
+def frozen_features(model, data_loader, device):
+    """The hidden states entering the model's last block, computed once per example of
+    data_loader, as a loader of (hidden states, labels) that yields the same batches in the
+    same order as data_loader would from now on."""
+    check_frozen_below_last_block(model)
+    was_training = model.training
+    model.eval()
+    in_order = DataLoader(data_loader.dataset, batch_size=data_loader.batch_size,
+                          collate_fn=data_loader.collate_fn)  # every example, in dataset order
+    hidden_states, labels = [], []
+    with torch.no_grad():
+        for input_batch, target_batch in in_order:
+            input_batch = input_batch.to(device)
+            positions = torch.arange(input_batch.shape[1], device=device)
+            x = model.drop_emb(model.tok_emb(input_batch) + model.pos_emb(positions))
+            x = model.trf_blocks[:-1](x)  # (batch_size, num_tokens, emb_dim)
+            hidden_states.append(x.cpu())
+            labels.append(target_batch)
+    model.train(was_training)
+
+    generator = None
+    if data_loader.generator is not None:  # continue from the original's random state
+        generator = torch.Generator().set_state(data_loader.generator.get_state())
+    return DataLoader(TensorDataset(torch.cat(hidden_states), torch.cat(labels)),
+                      batch_size=data_loader.batch_size,
+                      shuffle=isinstance(data_loader.sampler, RandomSampler),
+                      drop_last=data_loader.drop_last, generator=generator)
+
+
+class TrainableTop(nn.Module):
+    """The trainable top of a classifier made by add_classification_head: its last block,
+    final layer norm and head (the model's own modules, not copies), fed hidden states."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.last_block = model.trf_blocks[-1]
+        self.final_norm = model.final_norm
+        self.out_head = model.out_head
+
+    def forward(self, hidden_states):
+        x = self.last_block(hidden_states)  # (batch_size, num_tokens, emb_dim)
+        x = self.final_norm(x)
+        return self.out_head(x)  # (batch_size, num_tokens, num_classes)
 
 
 def classifier_predictions(data_loader, model, device, num_batches=None):
