@@ -1275,7 +1275,7 @@ def frozen_features(model, data_loader, device):
                           collate_fn=data_loader.collate_fn)  # every example, in dataset order
     hidden_states, labels = [], []
     with torch.no_grad():
-        for input_batch, target_batch in in_order:
+        for input_batch, target_batch in progress(in_order, "features"):
             input_batch = input_batch.to(device)
             positions = torch.arange(input_batch.shape[1], device=device)
             x = model.drop_emb(model.tok_emb(input_batch) + model.pos_emb(positions))
