@@ -18,6 +18,10 @@ course's way, times both, and checks that they compute the same thing:
 - ch07: --ch7-steps optimizer steps of train_model_simple, batch 8, on the instruction data,
   as chapter 7 runs them (evaluations every 5 steps on 5 batches, a sample at the end);
   book-style and course as in ch05.
+- ch07gen: chapter 7's answers to the test instructions (--ch7-answers, up to --ch7-tokens
+  new tokens each, greedy). Book-style: generate_response, one instruction at a time with
+  the uncached generate. Course: generate_responses, 8 per batch with the KV cache. The
+  answers must be identical, text for text ("max diff" counts those that differ).
 Dropout is off (drop_rate 0.0) in every item: with dropout on, the fused attention draws its
 own random masks, so the two runs would differ by chance and could not be compared.
 
@@ -64,6 +68,8 @@ from previous_chapters import (  # noqa: E402
     custom_collate_fn,
     download_and_unzip_spam_data,
     frozen_features,
+    generate_response,
+    generate_responses,
     gpt2_config,
     load_weights_into_gpt,
     make_optimizer,
@@ -266,9 +272,22 @@ def bench_ch07_training(args, tokenizer):
         lr=5e-5, num_epochs=1, tokenizer=tokenizer)
 
 
-# The lead adds here, after merging batched generation:
-# @benchmark("ch07gen") def bench_ch07_generation(args, tokenizer): the 110 test answers,
-# one at a time with generate (book-style) against batched, cached generation (course).
+@benchmark("ch07gen")
+def bench_ch07_generation(args, tokenizer):
+    size = "124M" if args.tiny else args.ch7_size
+    cfg = model_config(args, size)
+    if args.tiny:  # room for a prompt and its answer, so that the batched path is the one timed
+        cfg["context_length"] = 256
+    model = starting_model(args, cfg, size).eval()
+    with open(download_data_file("instruction-data.json"), encoding="utf-8") as f:
+        _, _, test_data = split_instruction_data(json.load(f))
+    entries = test_data[:args.ch7_answers]
+    book, book_s = timed(lambda: [generate_response(model, tokenizer, entry, args.ch7_tokens)
+                                  for entry in entries])
+    course, course_s = timed(lambda: generate_responses(model, tokenizer, entries, args.ch7_tokens))
+    differing = sum(a != b for a, b in zip(book, course))  # greedy: the texts must be identical
+    return Result(f"ch07 {size} answer {len(entries)} x <={args.ch7_tokens} tok", book_s, course_s,
+                  float(differing), 0.0)
 
 
 # ---------------------------------------------------------------------------- the CLI
@@ -318,6 +337,10 @@ def parse_args(argv=None):
                         help="the book's run has 5 (the frozen features are computed once for all)")
     parser.add_argument("--ch7-size", choices=sorted(SIZES), default="355M")
     parser.add_argument("--ch7-steps", type=positive_int, default=10)
+    parser.add_argument("--ch7-answers", type=positive_int, default=110,
+                        help="test instructions answered in ch07gen (default: all 110)")
+    parser.add_argument("--ch7-tokens", type=positive_int, default=256,
+                        help="most new tokens per answer in ch07gen (default: 256, as chapter 7)")
     parser.add_argument("--tiny", action="store_true",
                         help="a tiny random model and short contexts: checks that the paths agree, "
                              "in seconds (its timings mean nothing)")

@@ -28,15 +28,15 @@ def test_tiny_run_prints_one_agreeing_row_per_item(tmp_path):
     if not os.environ.get("LLM_COURSE_MIRROR"):
         pytest.fail("set LLM_COURSE_MIRROR to a mirror holding the course's data (CI does)")
     result = run_script("--tiny", "--ch06-messages", "40", "--ch06-epochs", "2", "--ch7-steps", "2",
-                        cwd=tmp_path)
+                        "--ch7-answers", "10", "--ch7-tokens", "6", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
-    for name in ("ch05", "ch06", "ch07"):  # progress: a line as each item starts
+    for name in ("ch05", "ch06", "ch07", "ch07gen"):  # progress: a line as each item starts
         assert any(line.startswith(f"[{name}] running") for line in lines)
     header = lines.index(next(line for line in lines if line.startswith("item")))
-    assert header == len(lines) - 4  # the header, then one row per item
+    assert header == len(lines) - 5  # the header, then one row per item
     assert "book-style s" in lines[header] and "speed-up" in lines[header]
-    for line, name in zip(lines[header + 1:], ("ch05", "ch06", "ch07")):
+    for line, name in zip(lines[header + 1:], ("ch05", "ch06", "ch07", "ch07")):
         assert line.startswith(name)
         assert " yes (max diff " in line
 
