@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import gpt_download
 from gpt_download import download_and_load_gpt2
+from char_tokenizer import CharTokenizer
 from previous_chapters import (
     MODEL_CONFIGS,
     GPTModel,
@@ -140,18 +141,6 @@ def test_calc_loss_loader_rejects_an_empty_loader_and_zero_batches():
         calc_loss_loader(empty, model, "cpu")
     with pytest.raises(ValueError, match="num_batches"):
         calc_loss_loader(make_loader(4, 2), model, "cpu", num_batches=0)
-
-
-class CharTokenizer:
-    """A tokenizer with tiktoken's encode/decode interface for a 40-symbol alphabet."""
-
-    alphabet = "abcdefghijklmnopqrstuvwxyz .,!?'-0123456"
-
-    def encode(self, text, allowed_special=()):
-        return [self.alphabet.index(c) for c in text]
-
-    def decode(self, ids):
-        return "".join(self.alphabet[i] for i in ids)
 
 
 def test_train_model_simple_lowers_the_loss_and_tracks_tokens(capsys):

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 import gpt_download  # noqa: E402
 from gpt_download import (  # noqa: E402
-    MIRROR_ENV, CheckpointError, DownloadError, download_and_load_gpt2, download_file,
+    MIRROR_ENV, DownloadError, download_and_load_gpt2, download_file,
 )
 from loopback_server import LoopbackServer  # noqa: E402
 

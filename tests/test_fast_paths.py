@@ -1,13 +1,17 @@
 """Tests for the fast paths: fused attention (ch03), the KV cache and the training options (appendix D)."""
 
 import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from previous_chapters import (
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from bench import random_openai_params  # noqa: E402  (the benchmark's random GPT-2 weights)
+from previous_chapters import (  # noqa: E402
     GPTModel,
     KVCache,
     MultiHeadAttention,
@@ -165,20 +169,6 @@ def test_kv_cache_refuses_to_overflow():
 
 
 # ---------------------------------------------------------------- lean loading
-
-def random_openai_params(cfg, seed=0):
-    rng = np.random.default_rng(seed)
-    d = cfg["emb_dim"]
-
-    def r(*shape):
-        return rng.standard_normal(shape).astype(np.float32) * 0.1
-
-    block = lambda: {"attn": {"c_attn": {"w": r(d, 3 * d), "b": r(3 * d)}, "c_proj": {"w": r(d, d), "b": r(d)}},
-                     "mlp": {"c_fc": {"w": r(d, 4 * d), "b": r(4 * d)}, "c_proj": {"w": r(4 * d, d), "b": r(d)}},
-                     "ln_1": {"g": 1 + r(d), "b": r(d)}, "ln_2": {"g": 1 + r(d), "b": r(d)}}
-    return {"wte": r(cfg["vocab_size"], d), "wpe": r(cfg["context_length"], d),
-            "blocks": [block() for _ in range(cfg["n_layers"])], "g": 1 + r(d), "b": r(d)}
-
 
 def test_build_gpt_from_params_equals_the_books_way():
     params = random_openai_params(TINY)

@@ -1,7 +1,6 @@
 """Issue 13, notebook code: atomic checkpoint saves, loaders that stay safe on hostile files,
 and a judge client that survives any reply (fake servers on 127.0.0.1 only)."""
 
-import json
 import sys
 import threading
 import time

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from char_tokenizer import CharTokenizer
 from previous_chapters import (
     GPTModel,
     add_classification_head,
@@ -30,18 +31,6 @@ from previous_chapters import (
 VOCAB = 40
 TINY = {"vocab_size": VOCAB, "context_length": 8, "emb_dim": 16, "n_heads": 2,
         "n_layers": 2, "drop_rate": 0.0, "qkv_bias": False}
-
-
-class CharTokenizer:
-    """tiktoken's encode/decode interface for a 40-symbol alphabet."""
-
-    alphabet = "abcdefghijklmnopqrstuvwxyz .,!?'-0123456"
-
-    def encode(self, text, allowed_special=()):
-        return [self.alphabet.index(c) for c in text]
-
-    def decode(self, ids):
-        return "".join(self.alphabet[i] for i in ids)
 
 
 def language_model(drop_rate=0.0, seed=0):
