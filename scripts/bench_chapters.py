@@ -50,7 +50,6 @@ from functools import partial
 from pathlib import Path
 
 import pandas as pd
-import tiktoken
 import torch
 from torch.utils.data import DataLoader, Subset
 
@@ -71,6 +70,7 @@ from previous_chapters import (  # noqa: E402
     generate_response,
     generate_responses,
     gpt2_config,
+    gpt2_tokenizer,
     load_weights_into_gpt,
     make_optimizer,
     random_split,
@@ -358,7 +358,7 @@ def print_table(results):
 def main(argv=None):
     args = parse_args(argv)
     selected = [(name, run) for name, run in ITEMS if args.only is None or name in args.only]
-    tokenizer = tiktoken.get_encoding("gpt2")
+    tokenizer = gpt2_tokenizer()
     results = []
     for name, run in selected:
         print(f"[{name}] running {run.__name__} (book-style, then course)...", flush=True)
