@@ -1641,8 +1641,7 @@ def generate_responses(model, tokenizer, entries, max_new_tokens=256, batch_size
     decoding = dict(temperature=temperature, top_k=top_k, top_p=top_p, eos_id=eos_id)
     context_size = model.pos_emb.weight.shape[0]
     responses = []
-    for first in tqdm(range(0, len(entries), batch_size), desc="answering", unit="batch",
-                      disable=len(entries) <= batch_size):
+    for first in progress(range(0, len(entries), batch_size), "answering", leave=True):
         batch = entries[first:first + batch_size]
         prompts = [format_input(entry) + RESPONSE_HEADER for entry in batch]
         prompt_ids = [tokenizer.encode(prompt, allowed_special={EOS_TEXT}) for prompt in prompts]

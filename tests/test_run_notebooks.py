@@ -1,6 +1,7 @@
 """tools/run_notebooks.py: runs a notebook in a fresh kernel at the chosen size and stores its outputs."""
 
 import os
+from functools import partial
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,8 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = ROOT / "tools" / "run_notebooks.py"
+sys.path.insert(0, str(ROOT / "tools"))
+import run_notebooks  # noqa: E402
 
 
 def run_tool(*args):
@@ -55,3 +58,18 @@ def test_a_missing_notebook_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "no such notebook" in lines[0] and str(tmp_path / "nope.ipynb") in lines[0]
+
+
+def test_progress_bars_are_stored_as_the_screen_showed_them():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("loop()")])
+    stream = partial(nbformat.v4.new_output, "stream")
+    nb.cells[0].outputs = [  # what the kernel sends: one output per redraw or print
+        stream(name="stderr", text="\rloss: 1/3"), stream(name="stderr", text="\rloss: 2/3"),
+        stream(name="stderr", text="\r         \r"),  # an evaluation bar erases itself
+        stream(name="stdout", text="train loss 1.0\n"),
+        stream(name="stderr", text="\repoch 1: 1/2"), stream(name="stderr", text="\repoch 1: 2/2\n"),
+        stream(name="stdout", text="The"), stream(name="stdout", text=" answer\n"),  # streamed tokens
+    ]
+    outputs = run_notebooks.keep_final_screen(nb).cells[0].outputs
+    assert [(o.name, o.text) for o in outputs] == [
+        ("stdout", "train loss 1.0\n"), ("stderr", "epoch 1: 2/2\n"), ("stdout", "The answer\n")]

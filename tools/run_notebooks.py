@@ -10,7 +10,8 @@ this command after changing it. `--mode` sets LLM_COURSE_RUN for the kernel
 2-core CPU, `full`: the book's run); downloads honour LLM_COURSE_MIRROR as
 usual, and with internet access and no mirror set, chapters 5-7 load OpenAI's
 real weights. Each cell's time is printed as it finishes, then the notebook's
-wall time and the kernel's peak memory. `--output-dir DIR` writes the executed
+wall time and the kernel's peak memory. Progress bars are stored as the reader's screen
+showed them at the end, not redraw by redraw. `--output-dir DIR` writes the executed
 notebooks there instead (to compare runs), `--dry-run` writes nothing.
 """
 
@@ -92,6 +93,35 @@ class ProgressClient(NotebookClient):
         self.peak_mib = peak_memory_mib(pid) if pid else None
 
 
+def final_screen_text(text):
+    """What a terminal shows of text that redraws its lines with carriage returns (progress
+    bars): the last state of each line."""
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
+def keep_final_screen(nb):
+    """Store what the reader's screen showed, not every redraw of a progress bar (a long
+    loop redraws its bar thousands of times, each redraw a separate output); bars that
+    erased themselves leave nothing."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for output in cell.outputs:
+            previous = outputs[-1] if outputs else None
+            if (output.output_type == "stream" and previous is not None
+                    and previous.output_type == "stream" and previous.name == output.name):
+                previous.text += output.text  # one stream, as the screen shows it
+            else:
+                outputs.append(output)
+        for output in outputs:
+            if output.output_type == "stream":
+                output.text = final_screen_text(output.text)
+        cell.outputs = [output for output in outputs
+                        if output.output_type != "stream" or output.text.strip()]
+    return nb
+
+
 def run_notebook(path, cell_timeout):
     """Execute `path` top to bottom; returns (the executed notebook, seconds, peak MiB)."""
     nb = nbformat.read(path, as_version=4)
@@ -123,6 +153,7 @@ def main(argv=None):
             return 1
         memory = f", kernel peak memory {peak_mib:,.0f} MiB" if peak_mib else ""
         print(f"{path.name}: done in {seconds / 60:.1f} min{memory}", flush=True)
+        keep_final_screen(nb)
         if args.output_dir:
             args.output_dir.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, args.output_dir / path.name)
