@@ -750,14 +750,19 @@ def _checked_model_size(model_size):
     return size
 
 
-def read_gpt2_hparams(path):
-    """Read a GPT-2 hparams.json and check that it has what the loader needs."""
-    path = Path(path)
+def read_downloaded_json(path):
+    """The JSON value in a downloaded file; CheckpointError (delete it, download again) if it
+    is not JSON."""
     try:
-        settings = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path} is not JSON ({error}). Delete it and run "
                               "again to download it afresh.") from None
+
+
+def read_gpt2_hparams(path):
+    """Read a GPT-2 hparams.json and check that it has what the loader needs."""
+    settings = read_downloaded_json(path)
     _check_hparams(settings, str(path))
     return settings
 
@@ -856,12 +861,7 @@ def _mirror_manifest():
 
 def read_hub_config(path):
     """A hub config.json as GPT-2 settings with hparams.json's keys (n_vocab, n_ctx...)."""
-    path = Path(path)
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path} is not JSON ({error}). Delete it and run "
-                              "again to download it afresh.") from None
+    config = read_downloaded_json(path)
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} is not a JSON object")
     # n_positions is the size of the position embedding; older configs also say n_ctx.
