@@ -29,6 +29,7 @@ SHORTER = {
 NOT_RUN = {  # what a test can't run in a few seconds, and why
     "torchrun": "starts several processes (tests/test_pretrain_ddp.py runs pretrain.py under torchrun)",
     "scripts/bench.py": "a benchmark of minutes that needs transformers",
+    "scripts/bench_chapters.py": "a benchmark of many minutes (tests/test_bench_chapters.py runs it tiny)",
 }
 
 
@@ -64,7 +65,7 @@ def fresh_copy(tmp_path_factory):
 def test_readme_has_an_example_of_every_script():
     scripts = {word for words in EXAMPLES for word in words if word.startswith("scripts/")}
     assert scripts == {"scripts/generate.py", "scripts/classify.py", "scripts/chat.py",
-                       "scripts/pretrain.py", "scripts/bench.py"}
+                       "scripts/pretrain.py", "scripts/bench.py", "scripts/bench_chapters.py"}
 
 
 @pytest.mark.parametrize("words", EXAMPLES, ids=[example_id(w) for w in EXAMPLES])
