@@ -44,8 +44,8 @@ def test_every_figure_has_a_one_line_caption_and_alt_text():
 
 
 def test_each_chapter_teaches_with_figures():
-    chapters = {f.notebook[:4] for f in draw_figures.FIGURES}
-    assert chapters == {"ch02", "ch03", "ch04", "ch05", "ch06", "ch07"}
+    notebooks = {f.notebook.split("_")[0] for f in draw_figures.FIGURES}
+    assert {"ch02", "ch03", "ch04", "ch05", "ch06", "ch07"} <= notebooks  # appendices may add more
 
 
 @pytest.mark.parametrize("notebook_name", sorted({f.notebook for f in draw_figures.FIGURES}))
