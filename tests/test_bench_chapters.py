@@ -1,7 +1,6 @@
 """scripts/bench_chapters.py: its table on tiny settings, its agreement check, bad input."""
 
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +23,8 @@ def bench():
     return module
 
 
+@pytest.mark.needs_data
 def test_tiny_run_prints_one_agreeing_row_per_item(tmp_path):
-    if not os.environ.get("LLM_COURSE_MIRROR"):
-        pytest.fail("set LLM_COURSE_MIRROR to a mirror holding the course's data (CI does)")
     result = run_script("--tiny", "--ch06-messages", "40", "--ch06-epochs", "2", "--ch7-steps", "2",
                         "--ch7-answers", "10", "--ch7-tokens", "6", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -1,7 +1,7 @@
 """Chapter 2: tokenizers, the GPT-2 BPE encoding and the sliding-window data loader.
 
 The texts are written here (none comes from the-verdict.txt), so no download is needed.
-The tiktoken tests need the GPT-2 encoding files: CI sets TIKTOKEN_CACHE_DIR to a cache.
+The tiktoken tests need GPT-2's encoding files, which the test session caches (conftest.py).
 """
 
 import re

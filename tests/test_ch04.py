@@ -3,7 +3,6 @@
 import pytest
 import torch
 import torch.nn as nn
-from transformers import GPT2Config, GPT2LMHeadModel
 
 from previous_chapters import (
     GELU,
@@ -157,77 +156,3 @@ def test_generate_text_simple_is_greedy_and_crops(start_len, context_size):
             assert torch.equal(out[:, pos], expected)
     # The generated tokens are not all the same one (the check above is not vacuous).
     assert len(set(out[:, start_len:].flatten().tolist())) > 1
-
-
-# ---------------------------------------------------------------- parity with Hugging Face
-
-def load_hf_gpt2_weights(model, hf_model):
-    """Copies a Hugging Face GPT2LMHeadModel's weights into our GPTModel.
-
-    HF's Conv1D layers store weights as (in_features, out_features), the transpose of
-    nn.Linear; c_attn holds query, key and value side by side along the output dimension.
-    """
-    sd = hf_model.state_dict()
-
-    def copy(param, value):
-        assert param.shape == value.shape, (param.shape, value.shape)
-        with torch.no_grad():
-            param.copy_(value)
-
-    copy(model.tok_emb.weight, sd["transformer.wte.weight"])
-    copy(model.pos_emb.weight, sd["transformer.wpe.weight"])
-    for i, block in enumerate(model.trf_blocks):
-        p = f"transformer.h.{i}."
-        q_w, k_w, v_w = sd[p + "attn.c_attn.weight"].chunk(3, dim=1)  # each (d, d)
-        q_b, k_b, v_b = sd[p + "attn.c_attn.bias"].chunk(3, dim=0)
-        copy(block.att.W_query.weight, q_w.T)
-        copy(block.att.W_key.weight, k_w.T)
-        copy(block.att.W_value.weight, v_w.T)
-        copy(block.att.W_query.bias, q_b)
-        copy(block.att.W_key.bias, k_b)
-        copy(block.att.W_value.bias, v_b)
-        copy(block.att.out_proj.weight, sd[p + "attn.c_proj.weight"].T)
-        copy(block.att.out_proj.bias, sd[p + "attn.c_proj.bias"])
-        copy(block.ff.layers[0].weight, sd[p + "mlp.c_fc.weight"].T)
-        copy(block.ff.layers[0].bias, sd[p + "mlp.c_fc.bias"])
-        copy(block.ff.layers[2].weight, sd[p + "mlp.c_proj.weight"].T)
-        copy(block.ff.layers[2].bias, sd[p + "mlp.c_proj.bias"])
-        copy(block.norm1.scale, sd[p + "ln_1.weight"])
-        copy(block.norm1.shift, sd[p + "ln_1.bias"])
-        copy(block.norm2.scale, sd[p + "ln_2.weight"])
-        copy(block.norm2.shift, sd[p + "ln_2.bias"])
-    copy(model.final_norm.scale, sd["transformer.ln_f.weight"])
-    copy(model.final_norm.shift, sd["transformer.ln_f.bias"])
-    copy(model.out_head.weight, sd["transformer.wte.weight"])  # GPT-2 ties the output head
-
-
-def test_logits_match_hugging_face_gpt2():
-    cfg = {"vocab_size": 1000, "context_length": 64, "emb_dim": 64, "n_heads": 4,
-           "n_layers": 2, "drop_rate": 0.0, "qkv_bias": True}
-    hf_config = GPT2Config(
-        vocab_size=cfg["vocab_size"], n_positions=cfg["context_length"], n_embd=cfg["emb_dim"],
-        n_layer=cfg["n_layers"], n_head=cfg["n_heads"], resid_pdrop=0.0, embd_pdrop=0.0,
-        attn_pdrop=0.0, layer_norm_epsilon=1e-5, activation_function="gelu_new",
-        bos_token_id=0, eos_token_id=0,  # GPT-2's 50256 lies outside this small vocabulary
-    )
-    torch.manual_seed(123)
-    hf_model = GPT2LMHeadModel(hf_config)
-    # HF initializes biases to 0 and layer-norm weights to 1; randomize every parameter so
-    # that a forgotten bias or layer-norm copy would show up as a mismatch.
-    with torch.no_grad():
-        for param in hf_model.parameters():
-            param.add_(0.05 * torch.randn_like(param))
-    hf_model.eval()
-
-    model = GPTModel(cfg)
-    load_hf_gpt2_weights(model, hf_model)
-    model.eval()
-
-    torch.manual_seed(0)
-    idx = torch.randint(0, cfg["vocab_size"], (2, 20))
-    with torch.no_grad():
-        expected = hf_model(idx).logits
-        actual = model(idx)
-    assert actual.shape == expected.shape == (2, 20, cfg["vocab_size"])
-    assert expected.abs().max() > 0.5  # the comparison is between non-trivial logits
-    assert (actual - expected).abs().max() <= 1e-4

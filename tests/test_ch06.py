@@ -2,7 +2,6 @@
 
 import csv
 import math
-import os
 
 import pandas as pd
 import pytest
@@ -41,10 +40,8 @@ def tiny_classifier(bias):
 
 # --- the data ---------------------------------------------------------------
 
+@pytest.mark.needs_data
 def test_balanced_set_and_split_of_the_real_data(tmp_path, monkeypatch):
-    if not os.environ.get("LLM_COURSE_MIRROR"):
-        pytest.fail("set LLM_COURSE_MIRROR to a mirror holding "
-                    "sms_spam_collection/sms+spam+collection.zip (CI does)")
     data_file = download_and_unzip_spam_data(tmp_path)
     assert data_file == tmp_path / "SMSSpamCollection"
 

@@ -109,8 +109,3 @@ def test_the_check_catches_a_changed_label(drawn):
     for same_version in (True, False):
         assert draw_figures.compare(name, (changed, png), (svg, png), same_version)
     assert not draw_figures.compare(name, (svg, png), (svg, png), False)
-
-
-def test_readme_mentions_the_figure_command():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "python tools/draw_figures.py" in readme

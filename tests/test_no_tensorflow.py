@@ -66,7 +66,7 @@ def tiny_mirror(tmp_path_factory):
 def gpt2_small_mirror(tmp_path_factory):
     """A mirror serving a checkpoint of GPT-2 small's real shape (random values).
 
-    CI's mirror already holds one (.ci/run); elsewhere one is made and served here.
+    The test session's mirror holds one (conftest.py); without it one is made and served here.
     """
     if os.environ.get("LLM_COURSE_MIRROR"):
         yield os.environ["LLM_COURSE_MIRROR"]

@@ -4,14 +4,13 @@ The notebooks' stored outputs come from long runs and CI does not compare them. 
 each chapter's training function runs here on the chapter's real data with a small model,
 and the results must clear bounds that a broken loop would miss: the loss falls well below
 its starting value (which is about ln(50257) = 10.8 for a random model), and a classifier
-beats chance on messages it never saw. The data comes from the course mirror
-(LLM_COURSE_MIRROR, which CI sets).
+beats chance on messages it never saw. The data comes from the course mirror, which the
+test session serves (conftest.py).
 """
 
 import csv
 import json
 import math
-import os
 from functools import partial
 
 import pandas as pd
@@ -37,11 +36,7 @@ def tokenizer():
     return tiktoken.get_encoding("gpt2")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def mirror_is_set():
-    if not os.environ.get("LLM_COURSE_MIRROR"):
-        pytest.fail("set LLM_COURSE_MIRROR to the course mirror (CI does; see .ci/run)")
-
+pytestmark = pytest.mark.needs_data
 
 def test_chapter_5_training_memorises_the_story(tokenizer, tmp_path_factory, capsys):
     text = download_data_file("the-verdict.txt", tmp_path_factory.mktemp("data")).read_text(
