@@ -1,5 +1,6 @@
-"""The exercises: notebooks up to date, checks that reject wrong answers, solutions that
-pass, and the grader (tools/grade.py) on a folder of fake submissions.
+"""The exercises: hand-outs up to date with the solution notebooks (their source), checks
+that reject wrong answers, solutions that pass, and the grader (tools/grade.py) on a
+folder of fake submissions.
 
 The slow tests start Jupyter kernels (a few seconds each); the checks themselves use
 small models.
@@ -8,6 +9,8 @@ small models.
 import csv
 import hashlib
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,50 +27,132 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import grade  # noqa: E402
 import make_exercises  # noqa: E402
-from exercise_text import CHAPTERS  # noqa: E402
 
-ALL_IDS = [exercise["id"] for spec in CHAPTERS.values() for exercise in spec["exercises"]]
+CHAPTERS = make_exercises.chapters()
+
+
+def _notebook(folder, chapter):
+    return nbformat.read(ROOT / folder / f"{chapter}_exercises.ipynb", as_version=4)
+
+
+def _cells(notebook, tag):
+    return [cell for cell in notebook.cells if tag in cell.metadata.get("tags", [])]
+
+
+def _check_arguments(exercise_id, source):
+    """The names a check cell passes to its check; None if the cell is not in the usual form."""
+    name = f"check_{exercise_id}"
+    match = re.fullmatch(rf"from exercise_checks import {name}\n\n{name}\((\w+(?:, \w+)*)\)", source)
+    return match and match.group(1).split(", ")
+
+
+ALL_IDS = [cell.metadata["exercise"] for chapter in CHAPTERS
+           for cell in _cells(_notebook("solutions", chapter), "check")]
 
 
 # ---------------------------------------------------------------------------
-# The notebooks and the registry agree
+# The solution notebooks and the hand-outs made from them
 # ---------------------------------------------------------------------------
 
-def test_notebooks_match_exercise_text(capsys):
+def test_handouts_match_their_solution_notebooks(capsys):
     assert make_exercises.main(["--check"]) == 0, capsys.readouterr().out
 
 
 def test_every_chapter_has_three_to_five_checked_exercises():
-    assert sorted(CHAPTERS) == ["ch02", "ch03", "ch04", "ch05", "ch06", "ch07"]
+    assert CHAPTERS == ["ch02", "ch03", "ch04", "ch05", "ch06", "ch07"]
     assert ALL_IDS == list(ec.EXERCISES)
-    for chapter, spec in CHAPTERS.items():
-        assert 3 <= len(spec["exercises"]) <= 5, chapter
-        assert ec.chapter_exercises(chapter) == [e["id"] for e in spec["exercises"]]
-        assert grade.canonical_checks(chapter) == {
-            e["id"]: make_exercises.check_source(e) for e in spec["exercises"]}
+    for chapter in CHAPTERS:
+        solution = _notebook("solutions", chapter)
+        checks = {cell.metadata["exercise"]: cell.source for cell in _cells(solution, "check")}
+        assert 3 <= len(checks) <= 5, chapter
+        assert list(checks) == ec.chapter_exercises(chapter)
+        assert grade.canonical_checks(chapter) == checks
+        for exercise_id, source in checks.items():
+            assert _check_arguments(exercise_id, source), source
 
 
 @pytest.mark.parametrize("folder", ["exercises", "solutions"])
 def test_notebook_cells_carry_their_role_in_metadata(folder):
     for chapter in CHAPTERS:
-        notebook = nbformat.read(ROOT / folder / f"{chapter}_exercises.ipynb", as_version=4)
+        notebook = _notebook(folder, chapter)
         for cell in notebook.cells:
             assert "NBVAL" not in cell.source
-        answers = [c for c in notebook.cells if "answer" in c.metadata.get("tags", [])]
-        checks = [c for c in notebook.cells if "check" in c.metadata.get("tags", [])]
+        answers, checks = _cells(notebook, "answer"), _cells(notebook, "check")
         assert [c.metadata["exercise"] for c in checks] == ec.chapter_exercises(chapter)
         assert [c.metadata["exercise"] for c in answers] == ec.chapter_exercises(chapter)
+        assert all(c.source.startswith(make_exercises.ANSWER_MARK) for c in answers)
         if folder == "exercises":
-            assert all(c.source.startswith(make_exercises.ANSWER_MARK) for c in answers)
-            assert all(not c.outputs for c in notebook.cells if c.cell_type == "code")
+            code_cells = [c for c in notebook.cells if c.cell_type == "code"]
+            assert all(not c.outputs and c.execution_count is None for c in code_cells)
+            assert all("SOLUTION" not in c.source for c in notebook.cells)
 
 
-def test_stored_solution_outputs_show_every_check_passing():
+def test_solution_notebooks_are_executed_top_to_bottom_and_every_check_passes():
     for chapter in CHAPTERS:
-        notebook = nbformat.read(ROOT / "solutions" / f"{chapter}_exercises.ipynb", as_version=4)
-        for cell in notebook.cells:
+        code_cells = [cell for cell in _notebook("solutions", chapter).cells if cell.cell_type == "code"]
+        assert [cell.execution_count for cell in code_cells] == list(range(1, len(code_cells) + 1)), chapter
+        assert not [output for cell in code_cells for output in cell.outputs if output.output_type == "error"]
+        for cell in code_cells:
             if "check" in cell.metadata.get("tags", []):
                 assert grade.read_verdict(cell) == ("pass", ""), (chapter, cell.metadata["exercise"])
+
+
+B, E = make_exercises.BEGIN, make_exercises.END
+
+
+@pytest.mark.parametrize("source,handout", [
+    # a function's body, and the code that tries it out, go; the stub stays
+    (f"# your code here\ndef f(x):\n    ...\n    {B}\n    return x\n\n\nprint(f(1))\n{E}",
+     "# your code here\ndef f(x):\n    ..."),
+    # two regions, with the learner's starting line between them
+    (f"a = None\n{B}\na = 1\n{E}\n\n\ndef g():\n    ...\n    {B}\n    return a\n    {E}",
+     "a = None\n\n\ndef g():\n    ..."),
+    ("no region at all", "no region at all"),
+])
+def test_remove_solutions_drops_the_marked_regions_and_their_markers(source, handout):
+    assert make_exercises.remove_solutions(source) == handout
+
+
+@pytest.mark.parametrize("source,problem", [
+    (f"{B}\n{B}\nx = 1\n{E}", "inside a solution region"),
+    (f"x = 1\n{E}", "without a"),
+    (f"{B}\nx = 1", "without an"),
+    ("## BEGIN SOLUTION\nx = 1\n## END SOLUTION", "alone on its line"),  # one # short: would leak
+    (f"x = 1  {B}\ny = 2\n{E}", "alone on its line"),
+])
+def test_remove_solutions_refuses_markers_that_would_leak_a_solution(source, problem):
+    with pytest.raises(ValueError, match=problem):
+        make_exercises.remove_solutions(source)
+
+
+@pytest.mark.parametrize("tags,source,problem", [
+    (["answer"], "x = 1", "an answer cell without a solution region"),
+    (["setup"], f"{B}\nx = 1\n{E}", "a solution region outside an answer cell"),
+])
+def test_handout_refuses_solutions_it_cannot_hide(tags, source, problem):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source, metadata={"tags": tags})])
+    with pytest.raises(ValueError, match=problem):
+        make_exercises.make_handout(notebook)
+
+
+def test_changed_solution_makes_its_handout_stale_until_it_is_rewritten(tmp_path, monkeypatch, capsys):
+    for folder in ["exercises", "solutions"]:
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    monkeypatch.setattr(make_exercises, "ROOT", tmp_path)
+    path = tmp_path / "solutions" / "ch03_exercises.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    answer = next(cell for cell in notebook.cells if cell.get("id") == "ch03_ex2-answer")
+    answer.source = answer.source.replace("mha_2d = None", "mha_2d = None  # a MultiHeadAttentionWrapper")
+    nbformat.write(notebook, path)
+
+    assert make_exercises.main(["--check"]) == 1
+    assert "exercises/ch03_exercises.ipynb" in capsys.readouterr().out
+    assert make_exercises.main([]) == 0
+    assert capsys.readouterr().out == "wrote exercises/ch03_exercises.ipynb\n"
+    assert make_exercises.main(["--check"]) == 0
+    handout = nbformat.read(tmp_path / "exercises" / "ch03_exercises.ipynb", as_version=4)
+    answer = next(cell for cell in handout.cells if cell.get("id") == "ch03_ex2-answer")
+    assert answer.source == "# your code here\nmha_2d = None  # a MultiHeadAttentionWrapper"
 
 
 # ---------------------------------------------------------------------------
@@ -322,14 +407,20 @@ def test_check_rejects_a_wrong_answer(exercise_id, description):
         assert number not in message
 
 
-@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
-def test_exercise_stubs_fail_every_check_without_crashing(chapter):
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_exercise_stubs_fail_every_check_without_crashing(chapter, monkeypatch):
+    # The hand-out's setup and answer cells run here; each check gets what its cell passes.
+    notebook = _notebook("exercises", chapter)
+    monkeypatch.chdir(ROOT / "exercises")
+    monkeypatch.setattr(sys, "path", list(sys.path))
     namespace = {}
-    exec(CHAPTERS[chapter]["imports"], namespace)
-    for exercise in CHAPTERS[chapter]["exercises"]:
-        exec(compile(exercise["stub"], f"<{exercise['id']} stub>", "exec"), namespace)
-        passed, message = ec.judge(exercise["id"], *[namespace[name] for name in exercise["args"]])
-        assert not passed and message, exercise["id"]
+    for cell in _cells(notebook, "setup") + _cells(notebook, "answer"):
+        exec(compile(cell.source, f"<{chapter} {cell.get('id')}>", "exec"), namespace)
+    for cell in _cells(notebook, "check"):
+        exercise_id = cell.metadata["exercise"]
+        arguments = [namespace[name] for name in _check_arguments(exercise_id, cell.source)]
+        passed, message = ec.judge(exercise_id, *arguments)
+        assert not passed and message, exercise_id
 
 
 def test_check_shows_a_verdict_and_leaves_the_random_state_alone(capsys):
@@ -356,12 +447,12 @@ def test_learner_code_that_raises_is_a_failure_with_the_error_named():
 # Solutions
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_solution_notebook_passes_every_check(chapter, capsys, monkeypatch):
     # The code cells run top to bottom here, in this process, from solutions/ (a Jupyter
     # kernel per notebook would cost several seconds each; the grader test below runs
-    # Chapter 3's solutions in one, and test_stored_solution_outputs_... reads the outputs
-    # of the nbclient run that make_exercises.py stored).
+    # Chapter 3's solutions in one, and test_solution_notebooks_are_executed_... reads
+    # the outputs of the nbclient run that make_exercises.py stored).
     notebook = nbformat.read(ROOT / "solutions" / f"{chapter}_exercises.ipynb", as_version=4)
     monkeypatch.chdir(ROOT / "solutions")
     monkeypatch.setattr(sys, "path", list(sys.path))

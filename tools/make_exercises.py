@@ -1,158 +1,148 @@
-"""Write the exercise and solution notebooks from tools/exercise_text.py.
+"""Write the hand-out exercise notebooks from the solution notebooks, which are the source.
 
-    python tools/make_exercises.py            # write exercises/ and solutions/ (solutions unexecuted)
-    python tools/make_exercises.py --execute  # ... and run the solutions, storing their outputs
-    python tools/make_exercises.py --check    # exit 1 if a notebook differs from exercise_text.py
+    python tools/make_exercises.py            # write exercises/ from solutions/
+    python tools/make_exercises.py --execute  # first run solutions/, storing their outputs
+    python tools/make_exercises.py --check    # exit 1 if a hand-out is out of date
 
-The exercise notebook of a chapter has, per exercise, a task (markdown), an answer cell
-that starts with "# your code here" and a check cell that calls exercise_checks. The
-solution notebook is the same with the answers written in. Cells carry their role in
-their metadata: tags "setup", "answer" or "check", and "exercise": the exercise id.
+solutions/chNN_exercises.ipynb has, per exercise, a task (markdown), an answer cell and a
+check cell that calls exercise_checks. In an answer cell the solution sits between lines
+that read `### BEGIN SOLUTION` and `### END SOLUTION` (nbgrader's markers); what lies
+outside them, the "# your code here" line and the stub a learner starts from, stays.
+The hand-out exercises/chNN_exercises.ipynb is the solution notebook with those regions
+removed and without outputs. Cells carry their role in their metadata: tags "setup",
+"answer" or "check", and "exercise": the exercise id.
 """
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-from exercise_text import CHAPTERS  # noqa: E402
-
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 ANSWER_MARK = "# your code here"
 
-SETUP_SOURCE = """\
-# Make previous_chapters.py and exercise_checks.py importable: they sit beside this notebook
-# when it is handed out on its own, and one folder up in the course repository.
-import sys
-from pathlib import Path
 
-for folder in [Path.cwd(), Path.cwd().parent]:
-    if (folder / "exercise_checks.py").exists() and (folder / "previous_chapters.py").exists():
-        sys.path.insert(0, str(folder))
-        break
-else:
-    print("Put previous_chapters.py and exercise_checks.py in the folder of this notebook.")"""
-
-INTRO = """\
-# {title}
-
-Exercises on the ideas of `{notebook}`. For each exercise, write your
-answer in the cell that starts with `{mark}` (replace the `...` or `None`), run it, and
-then run the check cell below it. The check tries your code on inputs of its own and
-tells you whether it works, with a hint when it does not. Add cells of your own wherever
-you like, but keep the check cells as they are.
-
-**What you need beside this notebook:** `previous_chapters.py` (the course's code) and
-`exercise_checks.py` (the checks), in the same folder as the notebook or one folder up
-(as in the course repository, where this notebook is in `exercises/`). The exercises
-use small models with random weights and download nothing (tiktoken fetches GPT-2's
-vocabulary once, as in the chapters); every cell runs in seconds on a CPU."""
-
-SOLUTION_INTRO = """\
-# {title}: solutions
-
-One way to solve each exercise of `exercises/{chapter}_exercises.ipynb`; other answers
-pass the checks too. The outputs were stored from a run of this notebook on a CPU
-(`python tools/make_exercises.py --execute`)."""
-
-
-def check_source(exercise):
-    name = f"check_{exercise['id']}"
-    return f"from exercise_checks import {name}\n\n{name}({', '.join(exercise['args'])})"
-
-
-def build(chapter, solution):
-    spec = CHAPTERS[chapter]
-    cells = []
-
-    def add(kind, source, cell_id, **metadata):
-        make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
-        cell = make(source, id=cell_id)
-        cell.metadata.update(metadata)
-        cells.append(cell)
-
-    intro = (SOLUTION_INTRO if solution else INTRO).format(
-        title=spec["title"], notebook=spec["notebook"], chapter=chapter, mark=ANSWER_MARK)
-    add("markdown", intro, f"{chapter}-intro")
-    add("code", SETUP_SOURCE, f"{chapter}-setup", tags=["setup"])
-    add("code", spec["imports"], f"{chapter}-imports", tags=["setup"])
-    for exercise in spec["exercises"]:
-        exercise_id = exercise["id"]
-        number = f"{int(chapter[2:])}.{int(exercise_id.split('_ex')[1])}"
-        add("markdown", f"## Exercise {number}: {exercise['heading']}\n\n{exercise['task']}",
-            f"{exercise_id}-task")
-        answer = exercise["solution"] if solution else f"{ANSWER_MARK}\n{exercise['stub']}"
-        add("code", answer, f"{exercise_id}-answer", tags=["answer"], exercise=exercise_id)
-        add("code", check_source(exercise), f"{exercise_id}-check", tags=["check"], exercise=exercise_id)
-
-    notebook = nbformat.v4.new_notebook(cells=cells)
-    notebook.metadata.update({
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    })
-    return notebook
+def chapters():
+    return sorted(path.name.split("_")[0] for path in (ROOT / "solutions").glob("ch*_exercises.ipynb"))
 
 
 def notebook_path(folder, chapter):
     return ROOT / folder / f"{chapter}_exercises.ipynb"
 
 
-def same_cells(a, b):
-    def key(notebook):
-        return [(cell.cell_type, cell.source, cell.metadata.get("tags"), cell.metadata.get("exercise"))
-                for cell in notebook.cells]
-    return key(a) == key(b)
+def remove_solutions(source):
+    """source without its solution regions, marker lines included.
+
+    Raises ValueError for unbalanced or nested markers, and for a line that mentions a
+    marker without being one exactly (a misspelt marker would hand the solution out)."""
+    kept, inside = [], False
+    for number, line in enumerate(source.split("\n"), 1):
+        marker = line.strip()
+        if marker == BEGIN:
+            if inside:
+                raise ValueError(f"line {number}: {BEGIN} inside a solution region")
+            inside = True
+        elif marker == END:
+            if not inside:
+                raise ValueError(f"line {number}: {END} without a {BEGIN} before it")
+            inside = False
+        elif "BEGIN SOLUTION" in line or "END SOLUTION" in line:
+            raise ValueError(f"line {number}: write the marker alone on its line, as {BEGIN!r} or {END!r}")
+        elif not inside:
+            kept.append(line)
+    if inside:
+        raise ValueError(f"{BEGIN} without an {END} after it")
+    return "\n".join(kept)
+
+
+def make_handout(solution):
+    """The hand-out notebook for a solution notebook (which is left as it is)."""
+    handout = copy.deepcopy(solution)
+    # language_info of an executed notebook names the Python version that ran it; the
+    # hand-out should not change with that.
+    language = solution.metadata.get("language_info", {}).get("name", "python")
+    handout.metadata["language_info"] = {"name": language}
+    for cell in handout.cells:
+        is_answer = "answer" in cell.metadata.get("tags", [])
+        try:
+            source = remove_solutions(cell.source)
+        except ValueError as error:
+            raise ValueError(f"cell {cell.get('id')}: {error}") from None
+        if source != cell.source and not is_answer:
+            raise ValueError(f"cell {cell.get('id')}: a solution region outside an answer cell")
+        if source == cell.source and is_answer:
+            raise ValueError(f"cell {cell.get('id')}: an answer cell without a solution region")
+        cell.source = source
+        cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return handout
 
 
 def execute(notebook, folder, timeout=600):
+    """Run a notebook top to bottom in a fresh kernel, from folder, storing its outputs."""
     from nbclient import NotebookClient
 
-    from grade import current_env_kernel
+    from grade import current_env_kernel  # tools/ is on the path: this script's folder
 
     NotebookClient(notebook, **current_env_kernel(), timeout=timeout, coalesce_streams=True,
                    resources={"metadata": {"path": str(folder)}}).execute()
     for cell in notebook.cells:
-        cell.metadata.pop("execution", None)
+        cell.metadata.pop("execution", None)  # timestamps: they would change on every run
     return notebook
+
+
+def read_solution(chapter):
+    """(solution notebook, its hand-out) of one chapter; ValueError names the notebook."""
+    path = notebook_path("solutions", chapter)
+    solution = nbformat.read(path, as_version=4)
+    try:
+        return solution, make_handout(solution)
+    except ValueError as error:
+        raise ValueError(f"{path.relative_to(ROOT)}: {error}") from None
+
+
+def is_stale(chapter, handout):
+    path = notebook_path("exercises", chapter)
+    return not path.exists() or nbformat.read(path, as_version=4) != handout
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only compare the notebooks with exercise_text.py")
-    parser.add_argument("--execute", action="store_true", help="run the solution notebooks and store their outputs")
-    parser.add_argument("--chapter", action="append", choices=sorted(CHAPTERS), help="only this chapter")
+    parser.add_argument("--check", action="store_true", help="only compare the hand-outs with the solutions")
+    parser.add_argument("--execute", action="store_true",
+                        help="first run the solution notebooks and store their outputs")
+    parser.add_argument("--chapter", action="append", choices=chapters(), help="only this chapter")
     args = parser.parse_args(argv)
-    chapters = args.chapter or sorted(CHAPTERS)
+    chapter_list = args.chapter or chapters()
 
-    if args.check:
-        stale = []
-        for chapter in chapters:
-            for folder, solution in [("exercises", False), ("solutions", True)]:
-                path = notebook_path(folder, chapter)
-                if not path.exists() or not same_cells(nbformat.read(path, as_version=4), build(chapter, solution)):
-                    stale.append(str(path.relative_to(ROOT)))
-        if stale:
-            print(f"out of date: {', '.join(stale)}; run python tools/make_exercises.py --execute")
-            return 1
-        print("exercise and solution notebooks match tools/exercise_text.py")
-        return 0
+    try:
+        if args.check:
+            stale = [str(notebook_path("exercises", chapter).relative_to(ROOT))
+                     for chapter in chapter_list if is_stale(chapter, read_solution(chapter)[1])]
+            if stale:
+                print(f"out of date: {', '.join(stale)}; run python tools/make_exercises.py")
+                return 1
+            print("the hand-outs in exercises/ match the notebooks in solutions/")
+            return 0
 
-    for chapter in chapters:
-        for folder, solution in [("exercises", False), ("solutions", True)]:
-            path = notebook_path(folder, chapter)
-            path.parent.mkdir(exist_ok=True)
-            notebook = build(chapter, solution)
-            if solution and args.execute:
-                print(f"running {path.relative_to(ROOT)}", flush=True)
-                notebook = execute(notebook, path.parent)
-            elif solution and path.exists():
-                old = nbformat.read(path, as_version=4)
-                if same_cells(old, notebook):
-                    continue  # keep the stored outputs
-            nbformat.write(notebook, path)
-            print(f"wrote {path.relative_to(ROOT)}")
+        for chapter in chapter_list:
+            solution, handout = read_solution(chapter)  # before running: a bad marker stops it early
+            if args.execute:
+                solution_path = notebook_path("solutions", chapter)
+                print(f"running {solution_path.relative_to(ROOT)}", flush=True)
+                nbformat.write(execute(solution, solution_path.parent), solution_path)
+            if is_stale(chapter, handout):
+                path = notebook_path("exercises", chapter)
+                path.parent.mkdir(exist_ok=True)
+                nbformat.write(handout, path)
+                print(f"wrote {path.relative_to(ROOT)}")
+    except ValueError as error:  # a solution notebook with misplaced markers
+        print(error)
+        return 1
     return 0
 
 
