@@ -60,23 +60,27 @@ def pytest_unconfigure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    have_data = bool(os.environ.get(MIRROR_ENV))
     for item in items:
         if item.path.suffix == ".ipynb":  # nbval's cells: every chapter downloads its data
             item.add_marker(pytest.mark.slow)
             item.add_marker(pytest.mark.needs_data)
-        if not have_data and item.get_closest_marker("needs_data"):
-            item.add_marker(pytest.mark.skip(reason=NO_DATA))
+
+
+def pytest_runtest_setup(item):
+    # Skipped from here, not by a marker, so pytest's summary gives one line for them all.
+    if item.get_closest_marker("needs_data") and not os.environ.get(MIRROR_ENV):
+        pytest.skip(NO_DATA)
 
 
 def course_data_folder():
     """The folder holding the course's data files, or None where there is none."""
     named = os.environ.get(DATA_ENV, "").strip()
     folder = Path(named) if named else ROOT.parent / "shared" / "data"
-    if named and not (folder / "gpt2" / "vocab.bpe").is_file():
-        raise pytest.UsageError(f"{DATA_ENV}={named}: no gpt2/vocab.bpe there; it must be laid "
-                                "out like ../shared/data (see README: Run the tests)")
-    return folder if (folder / "gpt2" / "vocab.bpe").is_file() else None
+    complete = all((folder / "gpt2" / name).is_file() for name in ("encoder.json", "vocab.bpe"))
+    if named and not complete:
+        raise pytest.UsageError(f"{DATA_ENV}={named}: no gpt2/encoder.json and gpt2/vocab.bpe "
+                                "there; lay it out like ../shared/data (README: Run the tests)")
+    return folder if complete else None
 
 
 def random_checkpoint(gpt2_dir):

@@ -73,6 +73,7 @@ def test_a_batch_that_does_not_fit_the_context_is_refused():
         generate_batched(tiny_model(), prompts_of_lengths(60), 10, TINY["context_length"], pad_token_id=0)
 
 
+@pytest.mark.needs_data
 def test_generate_responses_equals_generate_response_text_for_text():
     cfg = {**TINY, "vocab_size": 50257, "context_length": 256}
     model = tiny_model(cfg)
@@ -85,6 +86,7 @@ def test_generate_responses_equals_generate_response_text_for_text():
     assert generate_responses(model, tokenizer, entries, max_new_tokens=8, batch_size=2) == expected
 
 
+@pytest.mark.needs_data
 def test_generate_responses_answers_prompts_too_long_for_the_cache_one_at_a_time():
     cfg = {**TINY, "vocab_size": 50257, "context_length": 48}
     model = tiny_model(cfg)

@@ -100,11 +100,13 @@ def test_simple_tokenizer_v2_endoftext_between_texts(vocab):
 
 # --- GPT-2 byte-pair encoding ----------------------------------------------------------
 
+@pytest.mark.needs_data
 def test_tiktoken_gpt2_known_ids(gpt2):
     assert gpt2.n_vocab == 50257
     assert gpt2.encode("Hello, world.") == [15496, 11, 995, 13]
 
 
+@pytest.mark.needs_data
 def test_tiktoken_gpt2_round_trip_with_unknown_word_and_endoftext(gpt2):
     text = "The keeper met Akwirw ier. <|endoftext|> A new story begins."
     ids = gpt2.encode(text, allowed_special={"<|endoftext|>"})
@@ -113,6 +115,7 @@ def test_tiktoken_gpt2_round_trip_with_unknown_word_and_endoftext(gpt2):
     assert gpt2.decode(ids) == text
 
 
+@pytest.mark.needs_data
 def test_end_of_text_id_is_the_tokenizers_own(gpt2):
     # Padding and stopping use END_OF_TEXT_ID: it must be the ID tiktoken gives <|endoftext|>.
     assert END_OF_TEXT_ID == gpt2.eot_token
@@ -134,6 +137,7 @@ def story_ids(gpt2):
     return ids
 
 
+@pytest.mark.needs_data
 @pytest.mark.parametrize("max_length, stride, expected_windows", [
     (4, 1, 26),  # every start 0..25
     (4, 4, 7),   # starts 0, 4, ..., 24
@@ -151,6 +155,7 @@ def test_dataset_windows_and_stride(gpt2, story_ids, max_length, stride, expecte
         assert inputs.dtype == targets.dtype == torch.long
 
 
+@pytest.mark.needs_data
 def test_dataset_too_short_text_raises_value_error(gpt2):
     with pytest.raises(ValueError, match="max_length"):
         GPTDatasetV1(STORY, gpt2, max_length=30, stride=1)  # 30 tokens: no target for the last
@@ -158,6 +163,7 @@ def test_dataset_too_short_text_raises_value_error(gpt2):
         create_dataloader_v1("Too short.")
 
 
+@pytest.mark.needs_data
 def test_dataloader_batches_in_order_without_shuffle(story_ids):
     loader = create_dataloader_v1(STORY, batch_size=3, max_length=4, stride=4, shuffle=False)
     inputs, targets = next(iter(loader))
@@ -166,6 +172,7 @@ def test_dataloader_batches_in_order_without_shuffle(story_ids):
     assert torch.equal(inputs[:, 1:], targets[:, :-1])  # targets are inputs shifted by one
 
 
+@pytest.mark.needs_data
 def test_dataloader_drop_last(story_ids):
     # 7 windows in batches of 3: two full batches, and one window left over.
     kept = create_dataloader_v1(STORY, batch_size=3, max_length=4, stride=4, shuffle=False)
@@ -177,6 +184,7 @@ def test_dataloader_drop_last(story_ids):
     assert batches[-1][0].tolist() == [story_ids[24:28]]
 
 
+@pytest.mark.needs_data
 def test_dataloader_shuffle_is_seeded_and_keeps_every_window():
     def first_tokens(seed):
         torch.manual_seed(seed)

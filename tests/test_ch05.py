@@ -68,6 +68,7 @@ def test_run_size_reads_the_environment(monkeypatch):
         assert run_size() == "full"
 
 
+@pytest.mark.needs_data
 def test_text_to_token_ids_round_trip():
     import tiktoken
 

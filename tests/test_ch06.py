@@ -163,6 +163,7 @@ def test_classifier_metrics():
     assert nothing_flagged["precision"] == 0.0 and nothing_flagged["f1"] == 0.0
 
 
+@pytest.mark.needs_data
 def test_classify_review_follows_the_head(tokenizer):
     spam_model = tiny_classifier(bias=[0.0, 1.0])
     ham_model = tiny_classifier(bias=[1.0, 0.0])
@@ -178,6 +179,7 @@ def test_classify_review_follows_the_head(tokenizer):
         classify_review("", spam_model, tokenizer, "cpu")
 
 
+@pytest.mark.needs_data
 def test_classifier_checkpoint_round_trip(tmp_path, tokenizer):
     model = tiny_classifier(bias=[0.3, -0.2])
     config = {**TINY, "num_classes": 2, "max_length": 6}

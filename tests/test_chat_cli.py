@@ -11,6 +11,8 @@ import torch
 
 from previous_chapters import GPTModel, save_gpt_checkpoint
 
+pytestmark = pytest.mark.slow
+
 CHAT = Path(__file__).resolve().parent.parent / "scripts" / "chat.py"
 TINY_CONFIG = {"vocab_size": 50257, "context_length": 32, "emb_dim": 8, "n_heads": 2,
                "n_layers": 1, "drop_rate": 0.0, "qkv_bias": True}
@@ -29,6 +31,7 @@ def tiny_ckpt(tmp_path_factory):
     return path
 
 
+@pytest.mark.needs_data
 def test_ask_prints_a_response(tiny_ckpt, tmp_path):
     result = run_chat("--ckpt", tiny_ckpt, "--ask", "Name a color.", "--tokens", "4",
                       "--device", "cpu", cwd=tmp_path)
@@ -52,6 +55,7 @@ def test_missing_checkpoint_exits_2_naming_the_file(tmp_path):
     assert len(lines) == 1 and "not found" in lines[0] and str(missing) in lines[0]
 
 
+@pytest.mark.needs_data
 def test_gen_test_set_writes_responses(tiny_ckpt, tmp_path):
     data = [{"instruction": f"Repeat the number {i}.", "input": str(i) if i % 2 else "",
              "output": f"{i}"} for i in range(20)]

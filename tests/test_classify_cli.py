@@ -10,6 +10,8 @@ import torch
 
 from previous_chapters import GPTModel, add_classification_head, save_gpt_checkpoint
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "classify.py"
 TINY = {"vocab_size": 50257, "context_length": 16, "emb_dim": 8, "n_heads": 2,
@@ -44,6 +46,7 @@ def assert_one_line_error(result, *fragments):
         assert fragment in lines[0]
 
 
+@pytest.mark.needs_data
 def test_messages_as_arguments(ckpt):
     result = run("--ckpt", ckpt, "Free entry! Text WIN now", "see you at 8")
     assert result.returncode == 0, result.stderr
@@ -52,6 +55,7 @@ def test_messages_as_arguments(ckpt):
     assert result.stderr == ""
 
 
+@pytest.mark.needs_data
 def test_messages_from_stdin_skip_empty_lines_and_note_truncation(ckpt):
     long_message = "one two three four five six seven eight nine ten eleven twelve thirteen"
     result = run("--ckpt", ckpt, stdin=f"hello there\n\n{long_message}\n")
@@ -89,6 +93,7 @@ def test_mismatched_checkpoints(tmp_path):
     assert_one_line_error(run("--ckpt", not_a_checkpoint, "hello"), str(not_a_checkpoint))
 
 
+@pytest.mark.needs_data
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 def test_interactive_prompt(ckpt):
     import os

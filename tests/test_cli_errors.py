@@ -19,6 +19,8 @@ import generate  # noqa: E402
 import pretrain  # noqa: E402
 from previous_chapters import GPTModel, add_classification_head, save_gpt_checkpoint  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 TINY = {"vocab_size": 50257, "context_length": 16, "emb_dim": 8, "n_heads": 2, "n_layers": 1,
         "drop_rate": 0.0, "qkv_bias": False}
 TEXT = " ".join(f"Word number {i} goes here, and then a few more words follow." for i in range(60))
@@ -59,6 +61,7 @@ def test_generate_refuses_an_unusable_temperature(checkpoints, capsys, temperatu
     assert "--temperature" in one_line_error(capsys.readouterr().err, "generate.py")
 
 
+@pytest.mark.needs_data
 def test_generate_reports_a_damaged_download_in_one_line(monkeypatch, capsys, tmp_path):
     import gpt_download
 
@@ -83,6 +86,7 @@ def test_chat_checks_out_before_generating_anything(checkpoints, tmp_path, capsy
     assert "answered" not in err  # nothing was generated, so no work was lost
 
 
+@pytest.mark.needs_data
 def test_generate_to_a_full_disk(checkpoints, capsys, monkeypatch):
     with open("/dev/full", "w") as full:
         monkeypatch.setattr(sys, "stdout", full)
@@ -104,6 +108,7 @@ def test_classify_with_standard_input_closed(checkpoints):
     assert "standard input is closed" in one_line_error(stderr, "classify.py")
 
 
+@pytest.mark.needs_data
 def test_classify_skips_a_line_that_is_not_utf8_and_stops_quietly_at_a_closed_pipe(
         checkpoints, capsys, monkeypatch):
     import classify
@@ -121,6 +126,7 @@ def test_classify_skips_a_line_that_is_not_utf8_and_stops_quietly_at_a_closed_pi
     assert "line 1 is not UTF-8 text" in one_line_error(capsys.readouterr().err, "classify.py")
 
 
+@pytest.mark.needs_data
 def test_classify_ctrl_c_exits_130_without_a_traceback(checkpoints):
     run = script("classify.py", "--ckpt", checkpoints / "clf.pth", "--device", "cpu",
                  stdin=subprocess.PIPE)
@@ -166,6 +172,7 @@ def test_pretrain_refuses_bad_arguments_before_training(pretrain_args, capsys, b
     assert not Path(pretrain_args[pretrain_args.index("--out") + 1]).exists()
 
 
+@pytest.mark.needs_data
 def test_pretrain_stops_at_a_nan_loss_and_saves_nothing(pretrain_args, capsys, monkeypatch):
     out = Path(pretrain_args[pretrain_args.index("--out") + 1])
     assert pretrain.main(pretrain_args) == 0  # trains and saves...

@@ -407,6 +407,7 @@ def test_check_rejects_a_wrong_answer(exercise_id, description):
         assert number not in message
 
 
+@pytest.mark.needs_data
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_exercise_stubs_fail_every_check_without_crashing(chapter, monkeypatch):
     # The hand-out's setup and answer cells run here; each check gets what its cell passes.
@@ -435,6 +436,7 @@ def test_check_shows_a_verdict_and_leaves_the_random_state_alone(capsys):
     assert out[1].startswith("❌ Exercise 2.3, not yet")
 
 
+@pytest.mark.needs_data
 def test_learner_code_that_raises_is_a_failure_with_the_error_named():
     def broken(text):
         raise KeyError("oops")
@@ -447,6 +449,7 @@ def test_learner_code_that_raises_is_a_failure_with_the_error_named():
 # Solutions
 # ---------------------------------------------------------------------------
 
+@pytest.mark.needs_data
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_solution_notebook_passes_every_check(chapter, capsys, monkeypatch):
     # The code cells run top to bottom here, in this process, from solutions/ (a Jupyter
@@ -494,6 +497,7 @@ def _run_grader(*args):
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
 
 
+@pytest.mark.slow
 def test_grader_on_right_wrong_crashing_and_endless_submissions(tmp_path):
     submissions = tmp_path / "submissions"
     # right: the solutions, stored in a subfolder, with a check cell "improved" by the student
@@ -576,6 +580,7 @@ def test_grader_rejects_bad_arguments_in_one_line(tmp_path, args, message):
 # Handing a chapter out
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_handout_puts_a_chapter_and_its_exercises_in_one_folder(tmp_path):
     import handout
 

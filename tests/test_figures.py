@@ -28,6 +28,7 @@ def figure_cells(notebook_name):
                          if c["cell_type"] == "markdown" and "figure" in c.get("metadata", {})]
 
 
+@pytest.mark.needs_data
 def test_figures_dir_matches_the_drawing_script(drawn):
     problems = draw_figures.check_figures(drawn)
     assert not problems, "\n".join(problems) + f"\nfigures/ is out of date: {FIX}"
@@ -101,6 +102,7 @@ def test_a_missing_anchor_is_reported_with_the_figure_name(tmp_path, monkeypatch
         draw_figures.embed(name, draw_figures.notebook_pngs())
 
 
+@pytest.mark.needs_data
 def test_the_check_catches_a_changed_label(drawn):
     name = "ch05_decoding"
     svg, png = drawn[name]

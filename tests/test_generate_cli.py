@@ -9,6 +9,8 @@ import torch
 
 from previous_chapters import GPTModel, save_gpt_checkpoint
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "generate.py"
 # The GPT-2 vocabulary (the script uses tiktoken's encoding), everything else tiny.
@@ -36,6 +38,7 @@ def test_help_shows_an_example():
     assert "python scripts/generate.py" in result.stdout
 
 
+@pytest.mark.needs_data
 def test_generates_from_a_checkpoint(tiny_checkpoint):
     result = run("--ckpt", tiny_checkpoint, "--prompt", "The quick brown fox", "--tokens", 20,
                  "--device", "cpu")
@@ -44,6 +47,7 @@ def test_generates_from_a_checkpoint(tiny_checkpoint):
     assert len(result.stdout.strip()) > len("The quick brown fox")
 
 
+@pytest.mark.needs_data
 def test_sampling_is_repeatable_with_the_same_seed(tiny_checkpoint):
     args = ("--ckpt", tiny_checkpoint, "--prompt", "Once", "--tokens", 8, "--temperature", 1.0,
             "--top_k", 40, "--top_p", 0.95, "--seed", 7, "--device", "cpu")
@@ -69,6 +73,7 @@ def test_missing_checkpoint_names_the_file(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.needs_data
 def test_checkpoint_that_does_not_fit_its_config(tiny_checkpoint, tmp_path):
     checkpoint = torch.load(tiny_checkpoint, weights_only=True)
     checkpoint["config"] = {**TINY_CONFIG, "n_layers": 2}  # the weights hold one block

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import mutation_check  # noqa: E402
@@ -68,6 +70,8 @@ def test_every_listed_mutation_is_found_in_previous_chapters():
         assert all((ROOT / test).is_file() for test in m.tests), m.name
 
 
+@pytest.mark.slow
+@pytest.mark.needs_data
 def test_one_real_mutation_is_killed():
     result = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "mutation_check.py"), "--only", "padding targets"],

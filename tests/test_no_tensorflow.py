@@ -22,6 +22,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_download import TINY, LoopbackServer  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 # Runs a script as `python script args...` would, then reports whether TensorFlow got loaded.
 RUN_AND_REPORT = textwrap.dedent("""
     import runpy, sys
@@ -103,6 +105,7 @@ def test_the_tensorflow_reader_stays_available_on_request(tiny_mirror, tmp_path)
     assert python(code, mirror=tiny_mirror).strip().endswith("tensorflow loaded: True")
 
 
+@pytest.mark.needs_data
 @pytest.mark.parametrize("script, args", [
     ("generate.py", ["--prompt", "Hello", "--tokens", 2]),
     ("chat.py", ["--ask", "Say hi.", "--tokens", 2]),

@@ -60,6 +60,7 @@ def test_caller_code_between_tokens_is_not_in_inference_mode(tiny_model):
         assert not torch.is_inference_mode_enabled()
 
 
+@pytest.mark.needs_data
 def test_generate_cli_prints_what_generate_makes(tiny_model, tiny_checkpoint, capsys):
     prompt = "Every effort moves you"
     tokenizer = gpt2_tokenizer()
@@ -71,6 +72,7 @@ def test_generate_cli_prints_what_generate_makes(tiny_model, tiny_checkpoint, ca
     assert capsys.readouterr().out == expected + "\n"
 
 
+@pytest.mark.needs_data
 def test_stream_text_holds_back_a_split_character():
     tokenizer = gpt2_tokenizer()
     # "日" is three bytes spread over two tokens: decoded one token at a time it would be garbled
@@ -80,6 +82,7 @@ def test_stream_text_holds_back_a_split_character():
     assert "".join(texts) == "naïve 日本" and "\ufffd" not in "".join(texts)
 
 
+@pytest.mark.needs_data
 def test_chat_ask_prints_generate_responses_answer(tiny_model, tiny_checkpoint, capsys):
     tokenizer = gpt2_tokenizer()
     entry = {"instruction": "Name a colour.", "input": ""}
@@ -137,6 +140,8 @@ def test_offline_tokenizer_failure_is_one_line_naming_the_cache(tmp_path):
     assert "TIKTOKEN_CACHE_DIR" in lines[0] and "tools/mirror.py tiktoken-cache" in lines[0]
 
 
+@pytest.mark.slow
+@pytest.mark.needs_data
 def test_checkpoint_maker_finds_the_tokenizer_files_from_another_folder(tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "make_gpt2_checkpoint.py"), "out", "--tiny"],

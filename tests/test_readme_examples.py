@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 FRESH_COPY = ["scripts", "previous_chapters.py", "gpt_download.py", "data/README.md"]
 # Appended to an example so it runs quickly; argparse keeps the last value of an option.
@@ -68,6 +70,7 @@ def test_readme_has_an_example_of_every_script():
                        "scripts/pretrain.py", "scripts/bench.py", "scripts/bench_chapters.py"}
 
 
+@pytest.mark.needs_data
 @pytest.mark.parametrize("words", EXAMPLES, ids=[example_id(w) for w in EXAMPLES])
 def test_example_gives_a_result_or_one_line(words, fresh_copy):
     reason = next((why for key, why in NOT_RUN.items() if key in words), None)

@@ -7,11 +7,14 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = ROOT / "tools" / "run_notebooks.py"
 sys.path.insert(0, str(ROOT / "tools"))
 import run_notebooks  # noqa: E402
+
+pytestmark = pytest.mark.slow
 
 
 def run_tool(*args):
