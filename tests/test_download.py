@@ -9,9 +9,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 import gpt_download  # noqa: E402
-from gpt_download import (  # noqa: E402
-    MIRROR_ENV, DownloadError, download_and_load_gpt2, download_file,
-)
+from download_engine import download_file  # noqa: E402
+from gpt_download import MIRROR_ENV, DownloadError, download_and_load_gpt2  # noqa: E402
 from loopback_server import LoopbackServer  # noqa: E402
 
 BODY = bytes(range(256)) * 1024  # 256 KiB, every byte position distinguishable by content
