@@ -1,5 +1,6 @@
 """gpt_download's downloads against loopback HTTP servers that misbehave on purpose."""
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -157,6 +158,36 @@ def test_gpt2_urls_real_and_mirrored(monkeypatch):
     monkeypatch.setenv(MIRROR_ENV, "http://127.0.0.1:8765/")
     assert gpt_download.gpt2_file_urls("124M", "hparams.json") == [
         "http://127.0.0.1:8765/gpt2/124M/hparams.json"]
+
+
+# ---------------------------------------------------------------------------
+# gpt_download is a leaf: its own size table, no chapters, no torch
+# ---------------------------------------------------------------------------
+
+def test_the_published_sizes_are_the_chapters_configurations():
+    from previous_chapters import MODEL_CONFIGS, gpt2_config, gpt2_model_size
+
+    published = gpt_download.published_gpt2_hparams()
+    assert list(published) == [gpt2_model_size(name) for name in MODEL_CONFIGS]
+    for name in MODEL_CONFIGS:
+        config = gpt2_config(name)
+        assert published[gpt2_model_size(name)] == {
+            "n_vocab": config["vocab_size"], "n_ctx": config["context_length"],
+            "n_embd": config["emb_dim"], "n_head": config["n_heads"],
+            "n_layer": config["n_layers"]}, name
+
+
+def test_importing_gpt_download_loads_neither_the_chapters_nor_torch():
+    code = ("import sys, gpt_download\n"
+            "assert gpt_download.published_gpt2_hparams()['124M']['n_layer'] == 12\n"
+            "try:\n"
+            "    gpt_download.download_and_load_gpt2('125M')\n"
+            "except ValueError:\n"
+            "    pass\n"
+            "print(sorted({'previous_chapters', 'torch'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 # ---------------------------------------------------------------------------
