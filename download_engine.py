@@ -395,6 +395,8 @@ def _describe(error):
     if isinstance(error, requests.ConnectionError):
         root = _innermost(error)  # requests wraps urllib3's error, which wraps the OS's
         return f"cannot connect ({getattr(root, 'strerror', None) or root})"
+    if isinstance(error, urllib3.exceptions.ProtocolError) and error.args:
+        return str(error.args[0])  # its message, without the tuple of arguments
     return str(error) or type(error).__name__
 
 
