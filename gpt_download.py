@@ -3,6 +3,7 @@
     download_data_file(name, data_dir="data")           one data set (a key of DATA_FILES)
     download_and_load_gpt2(size, models_dir="models")   GPT-2's weights as NumPy arrays
     load_gpt2_params_from_tf_ckpt(path, settings)       the same from a checkpoint on disk
+                                                        (from gpt2_weights.py)
 
 Downloads go to the real URLs. Set the environment variable LLM_COURSE_MIRROR to a
 base URL (e.g. http://127.0.0.1:8765) to fetch every file from a mirror instead; it
@@ -28,18 +29,16 @@ import zipfile
 from collections import namedtuple
 from pathlib import Path
 
-from download_engine import (  # noqa: F401 -- DownloadError, MIRROR_ENV: for the callers
+# DownloadError and CheckpointError are the errors callers catch from here.
+from download_engine import (
     MIRROR_ENV, DownloadError, deadline_for, download_file, extract_zip_member, file_lock,
     file_problem, mirror_advice, source_urls,
 )
-from gpt2_weights import (  # noqa: F401 -- GPT2_HPARAM_KEYS, gpt2_param_count: for the callers
-    GPT2_HPARAM_KEYS, check_tensor_shapes, gpt2_param_count, gpt2_tensor_shapes,
-    load_gpt2_params_from_safetensors, load_gpt2_params_from_tf_ckpt, read_gpt2_hparams,
-    read_hub_config, safetensors_problem,
+from gpt2_weights import (
+    check_tensor_shapes, gpt2_param_count, gpt2_tensor_shapes, load_gpt2_params_from_safetensors,
+    load_gpt2_params_from_tf_ckpt, read_gpt2_hparams, read_hub_config, safetensors_problem,
 )
-from tf_checkpoint import (  # noqa: F401 -- CHECKPOINT_READERS: for the callers
-    CHECKPOINT_READERS, CheckpointError, DamagedData, read_index, shard_problem,
-)
+from tf_checkpoint import CheckpointError, DamagedData, read_index, shard_problem
 
 
 def download_and_load_gpt2(model_size, models_dir="models", reader="numpy", source="openai"):
