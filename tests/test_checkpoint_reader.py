@@ -1,4 +1,4 @@
-"""gpt_download reads OpenAI-format GPT-2 checkpoints, with TensorFlow or with NumPy alone.
+"""OpenAI-format GPT-2 checkpoints are read with TensorFlow or with NumPy alone (tf_checkpoint).
 
 The checkpoints are written by TensorFlow itself (tools/make_gpt2_checkpoint.py),
 filled with seeded random values, so every array read can be compared with
@@ -15,7 +15,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
+import gpt2_weights  # noqa: E402
 import gpt_download  # noqa: E402
+import tf_checkpoint  # noqa: E402
 from gpt_download import CheckpointError, load_gpt2_params_from_tf_ckpt  # noqa: E402
 from make_gpt2_checkpoint import make_gpt2_checkpoint  # noqa: E402
 
@@ -76,16 +78,16 @@ def test_the_maker_writes_openai_files_and_values(tiny_checkpoint):
 def test_param_count_and_weights_file_size():
     gpt2_124m = {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12}
     gpt2_355m = dict(gpt2_124m, n_embd=1024, n_head=16, n_layer=24)
-    assert gpt_download.gpt2_param_count(gpt2_124m) == 124_439_808
+    assert gpt2_weights.gpt2_param_count(gpt2_124m) == 124_439_808
     # OpenAI's published weights files: 4 bytes (float32) per parameter.
-    assert 4 * gpt_download.gpt2_param_count(gpt2_124m) == 497_759_232
-    assert 4 * gpt_download.gpt2_param_count(gpt2_355m) == 1_419_292_672
+    assert 4 * gpt2_weights.gpt2_param_count(gpt2_124m) == 497_759_232
+    assert 4 * gpt2_weights.gpt2_param_count(gpt2_355m) == 1_419_292_672
 
 
 def test_param_count_matches_the_tiny_checkpoint(tiny_checkpoint):
     folder, written = tiny_checkpoint
     count = sum(array.size for array in written.values())
-    assert gpt_download.gpt2_param_count(TINY) == count == 2400
+    assert gpt2_weights.gpt2_param_count(TINY) == count == 2400
     assert (folder / "model.ckpt.data-00000-of-00001").stat().st_size == 4 * count
 
 
@@ -150,7 +152,7 @@ def test_tensorflow_and_numpy_readers_agree(tiny_checkpoint):
 
 def test_the_default_reader_is_numpy(tiny_checkpoint, monkeypatch):
     folder, written = tiny_checkpoint
-    monkeypatch.setattr(gpt_download, "_import_tensorflow", lambda: pytest.fail("imported TensorFlow"))
+    monkeypatch.setattr(tf_checkpoint, "_import_tensorflow", lambda: pytest.fail("imported TensorFlow"))
     params = load_gpt2_params_from_tf_ckpt(folder, TINY)
     assert np.array_equal(params["blocks"][0]["mlp"]["c_proj"]["w"], written["model/h0/mlp/c_proj/w"][0])
 
@@ -234,8 +236,8 @@ def test_numpy_reader_refuses_compressed_blocks(tiny_checkpoint, tmp_path):
     data = bytearray(index.read_bytes())
     # The footer's second block handle (after the metaindex handle) locates the index block;
     # the byte after a block's contents is its compression type. 1 = Snappy.
-    _, pos = gpt_download._read_block_handle(data[-48:], 0)
-    (offset, size), _ = gpt_download._read_block_handle(data[-48:], pos)
+    _, pos = tf_checkpoint._read_block_handle(data[-48:], 0)
+    (offset, size), _ = tf_checkpoint._read_block_handle(data[-48:], pos)
     assert data[offset + size] == 0
     data[offset + size] = 1
     index.write_bytes(bytes(data))
@@ -244,14 +246,14 @@ def test_numpy_reader_refuses_compressed_blocks(tiny_checkpoint, tmp_path):
 
 
 def test_varint_and_protobuf_decoding():
-    assert gpt_download._read_varint(b"\xac\x02", 0) == (300, 2)
-    assert gpt_download._read_varint(b"\x7f\x01", 0) == (127, 1)
+    assert tf_checkpoint._read_varint(b"\xac\x02", 0) == (300, 2)
+    assert tf_checkpoint._read_varint(b"\x7f\x01", 0) == (127, 1)
     # BundleEntryProto{dtype: 1, shape: {dim {size: 3} dim {size: 4}}, offset: 300, size: 48}
     entry = b"\x08\x01" + b"\x12\x08\x12\x02\x08\x03\x12\x02\x08\x04" + b"\x20\xac\x02" + b"\x28\x30"
-    parsed = gpt_download._parse_bundle_entry(entry)
+    parsed = tf_checkpoint._parse_bundle_entry(entry)
     assert (parsed.dtype, parsed.shape, parsed.offset, parsed.size) == (1, (3, 4), 300, 48)
     with pytest.raises(ValueError, match="varint"):
-        gpt_download._read_varint(b"\x80\x80", 0)
+        tf_checkpoint._read_varint(b"\x80\x80", 0)
 
 
 def test_unknown_reader(tiny_checkpoint):

@@ -1,5 +1,6 @@
 """gpt_download's downloads against loopback HTTP servers that misbehave on purpose."""
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -9,9 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 import gpt_download  # noqa: E402
-from gpt_download import (  # noqa: E402
-    MIRROR_ENV, DownloadError, download_and_load_gpt2, download_file,
-)
+from download_engine import download_file  # noqa: E402
+from gpt_download import MIRROR_ENV, DownloadError, download_and_load_gpt2  # noqa: E402
 from loopback_server import LoopbackServer  # noqa: E402
 
 BODY = bytes(range(256)) * 1024  # 256 KiB, every byte position distinguishable by content
@@ -40,7 +40,9 @@ def test_dropped_connection_resumes_with_a_range_request(tmp_path):
 
 def test_partial_file_survives_a_failed_call_and_the_next_call_resumes_it(tmp_path):
     with LoopbackServer({"/f.bin": BODY}, drop_first={"/f.bin"}) as server:
-        with pytest.raises(DownloadError, match="calling again resumes"):
+        with pytest.raises(DownloadError, match=r"f.bin: Connection broken: IncompleteRead\(131072 "
+                                                r"bytes read, 131072 more expected\)\n.*calling "
+                                                "again resumes"):
             download_file(f"{server.url}/f.bin", tmp_path / "f.bin", retries=0)
         assert leftovers(tmp_path) == ["f.bin.part"]
         assert (tmp_path / "f.bin.part").stat().st_size == len(BODY) // 2
@@ -158,6 +160,36 @@ def test_gpt2_urls_real_and_mirrored(monkeypatch):
     monkeypatch.setenv(MIRROR_ENV, "http://127.0.0.1:8765/")
     assert gpt_download.gpt2_file_urls("124M", "hparams.json") == [
         "http://127.0.0.1:8765/gpt2/124M/hparams.json"]
+
+
+# ---------------------------------------------------------------------------
+# gpt_download is a leaf: its own size table, no chapters, no torch
+# ---------------------------------------------------------------------------
+
+def test_the_published_sizes_are_the_chapters_configurations():
+    from previous_chapters import MODEL_CONFIGS, gpt2_config, gpt2_model_size
+
+    published = gpt_download.published_gpt2_hparams()
+    assert list(published) == [gpt2_model_size(name) for name in MODEL_CONFIGS]
+    for name in MODEL_CONFIGS:
+        config = gpt2_config(name)
+        assert published[gpt2_model_size(name)] == {
+            "n_vocab": config["vocab_size"], "n_ctx": config["context_length"],
+            "n_embd": config["emb_dim"], "n_head": config["n_heads"],
+            "n_layer": config["n_layers"]}, name
+
+
+def test_importing_gpt_download_loads_neither_the_chapters_nor_torch():
+    code = ("import sys, gpt_download\n"
+            "assert gpt_download.published_gpt2_hparams()['124M']['n_layer'] == 12\n"
+            "try:\n"
+            "    gpt_download.download_and_load_gpt2('125M')\n"
+            "except ValueError:\n"
+            "    pass\n"
+            "print(sorted({'previous_chapters', 'torch'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 # ---------------------------------------------------------------------------

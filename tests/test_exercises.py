@@ -587,7 +587,8 @@ def test_handout_puts_a_chapter_and_its_exercises_in_one_folder(tmp_path):
     assert handout.main(["ch05", str(tmp_path / "out"), "--solutions"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([
         "ch05_pretraining.ipynb", "ch05_exercises.ipynb", "ch05_solutions.ipynb", "previous_chapters.py",
-        "gpt_download.py", "exercise_checks.py", "requirements.txt"])
+        "gpt_download.py", "download_engine.py", "gpt2_weights.py", "tf_checkpoint.py",
+        "exercise_checks.py", "requirements.txt"])
     # The exercise notebook's first cell finds the modules beside it.
     setup = nbformat.read(tmp_path / "out" / "ch05_exercises.ipynb", as_version=4).cells[1].source
     code = setup + "\nprint(sys.path[0])"

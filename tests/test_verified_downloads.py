@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -15,10 +16,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
+import download_engine  # noqa: E402
 import gpt_download  # noqa: E402
+import tf_checkpoint  # noqa: E402
+from download_engine import TIMEOUT_ENV, download_file, extract_zip_member  # noqa: E402
 from gpt_download import (  # noqa: E402
     DATA_FILES, MIRROR_ENV, CheckpointError, DownloadError, download_and_load_gpt2,
-    download_data_file, download_file, extract_zip_member, load_gpt2_params_from_tf_ckpt,
+    download_data_file, load_gpt2_params_from_tf_ckpt,
 )
 # A server whose routes may be functions that answer however they like (hostile ones).
 from loopback_server import LoopbackServer as Hostile  # noqa: E402
@@ -106,7 +110,7 @@ def slow_body(data, pieces=25, pause_s=0.02):
 
 
 def test_two_processes_downloading_one_file_never_share_a_part(tmp_path):
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from gpt_download import download_file;"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from download_engine import download_file;"
             "download_file(sys.argv[2], sys.argv[3], expected_size=int(sys.argv[4]),"
             " sha256=sys.argv[5]); print('ok')")
     with Hostile({"/f.bin": slow_body(BODY)}) as server:
@@ -181,7 +185,7 @@ def test_an_interrupted_extraction_leaves_nothing(tmp_path, monkeypatch):
     def disk_full(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(gpt_download.os, "fsync", disk_full)
+    monkeypatch.setattr(download_engine.os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space"):
         extract_zip_member(zip_path, "SMSSpamCollection", tmp_path / "SMSSpamCollection",
                            expected_size=len(SMS))
@@ -219,30 +223,70 @@ def test_a_member_with_the_wrong_bytes_condemns_the_zip(tmp_path, monkeypatch, s
 # 4. Bounded waits
 # ---------------------------------------------------------------------------
 
-def test_a_silent_server_is_given_up_on_after_one_timeout(tmp_path):
-    with Hostile({"/f.bin": lambda handler: time.sleep(3)}) as server:
-        started = time.monotonic()
-        with pytest.raises(DownloadError, match="no data for 0.4 s"):
-            download_file(f"{server.url}/f.bin", tmp_path / "f.bin", timeout_s=0.4, backoff_s=0)
-        assert time.monotonic() - started < 1.5  # not once per retry
-    assert gpt_download.DEFAULT_TIMEOUT_S <= 20  # the default: well under a minute
+def silent_route(release):
+    """A route that answers nothing at all until `release` is set (at most a minute)."""
+    return lambda handler: release.wait(60)
 
 
-def test_a_trickling_server_meets_the_overall_deadline(tmp_path):
-    def trickle(handler):
+@pytest.mark.parametrize("setting", ["argument", "environment"])
+def test_a_silent_server_is_given_up_on_after_one_timeout(tmp_path, monkeypatch, setting):
+    if setting == "environment":  # what every download uses when no argument says otherwise
+        monkeypatch.setenv(TIMEOUT_ENV, "0.3")
+    timeout_s = {"argument": 0.4, "environment": None}[setting]
+    release = threading.Event()
+    with Hostile({"/f.bin": silent_route(release)}) as server:
+        try:
+            with pytest.raises(DownloadError, match=f"no data for {timeout_s or 0.3} s"):
+                download_file(f"{server.url}/f.bin", tmp_path / "f.bin", timeout_s=timeout_s,
+                              backoff_s=0)
+        finally:
+            release.set()
+    assert len(server.requests) == 1  # not asked again: one timeout, not one per retry
+
+
+class SteppingClock:
+    """Stands in for download_engine's `time`: every reading of the clock is `step_s` later
+    and lets the trickling server send one more byte. So the bytes sent before the deadline
+    depend on how often the client looks at the clock, not on how busy the machine is."""
+
+    def __init__(self, step_s=1.0):
+        self.now, self.step_s = 0.0, step_s
+        self.ticks = threading.Semaphore(0)
+        self.bytes_sent = 0
+
+    def monotonic(self):
+        self.now += self.step_s
+        self.ticks.release()
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+    def trickle(self, handler):
+        """A route sending BODY one byte per reading of the clock."""
         handler.send_response(200)
         handler.send_header("Content-Length", str(len(BODY)))
         handler.end_headers()
         for byte in BODY:
+            # A client that stops reading the clock gets a body cut short.
+            if not self.ticks.acquire(timeout=5):
+                return
             handler.wfile.write(bytes([byte]))
             handler.wfile.flush()
-            time.sleep(0.05)
+            self.bytes_sent += 1
 
-    with Hostile({"/f.bin": trickle}) as server:
-        started = time.monotonic()
-        with pytest.raises(DownloadError, match="deadline"):
-            download_file(f"{server.url}/f.bin", tmp_path / "f.bin", timeout_s=5, deadline_s=1)
-        assert time.monotonic() - started < 3
+
+def test_a_trickling_server_meets_the_overall_deadline(tmp_path, monkeypatch):
+    clock = SteppingClock()
+    monkeypatch.setattr(download_engine, "time", clock)
+    with Hostile({"/f.bin": clock.trickle}) as server:
+        with pytest.raises(DownloadError, match="deadline for this file passed after"):
+            download_file(f"{server.url}/f.bin", tmp_path / "f.bin", timeout_s=60,
+                          deadline_s=20)
+        sent = clock.bytes_sent
+        clock.ticks.release(len(BODY))  # let the route run out, its client gone
+    # About one byte per (simulated) second of the deadline: the rest never came.
+    assert sent < 100 < len(BODY)
 
 
 def test_writing_stops_past_the_expected_size(tmp_path):
@@ -364,15 +408,15 @@ def test_published_sizes_need_openais_tokenizer_files(monkeypatch, tiny_files, t
 def test_crafted_offsets_and_missing_shards_are_checkpoint_errors(tiny_files, tmp_path,
                                                                   monkeypatch):
     folder = write_checkpoint(tmp_path / "124M", tiny_files)
-    entries = gpt_download._read_index(folder / "model.ckpt.index")[1]
+    entries = tf_checkpoint.read_index(folder / "model.ckpt.index")[1]
     name = "model/wte"
-    real_parse = gpt_download._parse_bundle_entry
+    real_parse = tf_checkpoint._parse_bundle_entry
 
     def crafted(**changes):
         def parse(raw):
             entry = real_parse(raw)
             return entry._replace(**changes) if entry == entries[name] else entry
-        monkeypatch.setattr(gpt_download, "_parse_bundle_entry", parse)
+        monkeypatch.setattr(tf_checkpoint, "_parse_bundle_entry", parse)
 
     crafted(offset=-8)
     with pytest.raises(CheckpointError, match="impossible"):
@@ -383,7 +427,7 @@ def test_crafted_offsets_and_missing_shards_are_checkpoint_errors(tiny_files, tm
     crafted(offset=10**12)
     with pytest.raises(CheckpointError, match="incomplete"):
         load_gpt2_params_from_tf_ckpt(folder, TINY)
-    monkeypatch.setattr(gpt_download, "_parse_bundle_entry", real_parse)
+    monkeypatch.setattr(tf_checkpoint, "_parse_bundle_entry", real_parse)
     (folder / DATA_SHARD).rename(folder / "model.ckpt.data-00000-of-00002")
     (folder / "model.ckpt.data-00001-of-00002").write_bytes(b"")
     with pytest.raises(CheckpointError):

@@ -35,7 +35,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the course modules, when run as a script
 
-from gpt_download import GPT2_HPARAM_KEYS, published_gpt2_hparams  # noqa: E402
+from gpt2_weights import GPT2_HPARAM_KEYS  # noqa: E402
+from gpt_download import HF_REPO_NAMES, hub_mirror_path, published_gpt2_hparams  # noqa: E402
 
 TINY_HPARAMS = {"n_vocab": 64, "n_ctx": 16, "n_embd": 8, "n_head": 2, "n_layer": 2}
 TOKENIZER_FILES = ("encoder.json", "vocab.bpe")
@@ -210,9 +211,6 @@ def main(argv=None):
     print(f"Wrote {out_dir} ({total:,} bytes, {hparams}) in "
           f"{time.perf_counter() - start:.1f} s")
     if args.huggingface:
-        sys.path.insert(0, str(REPO))
-        from gpt_download import HF_REPO_NAMES, hub_mirror_path
-
         name = HF_REPO_NAMES[args.size]
         hub_dir = Path(args.out_root) / hub_mirror_path(name, "")
         written = write_hub_files(tensors, hparams, hub_dir)
