@@ -21,6 +21,8 @@ import tf_checkpoint  # noqa: E402
 from gpt_download import CheckpointError, load_gpt2_params_from_tf_ckpt  # noqa: E402
 from make_gpt2_checkpoint import make_gpt2_checkpoint  # noqa: E402
 
+pytestmark = pytest.mark.slow  # TensorFlow writes the checkpoints read here
+
 TINY = {"n_vocab": 64, "n_ctx": 16, "n_embd": 8, "n_head": 2, "n_layer": 2}
 READERS = ["tensorflow", "numpy"]
 

@@ -211,6 +211,7 @@ def tiny_mirror(tmp_path_factory):
     return files, written
 
 
+@pytest.mark.slow  # writes a TensorFlow checkpoint
 @pytest.mark.parametrize("reader", ["tensorflow", "numpy"])
 def test_download_and_load_gpt2_end_to_end(tiny_mirror, tmp_path, monkeypatch, reader):
     files, written = tiny_mirror
@@ -246,6 +247,7 @@ def test_unknown_model_size(tmp_path, monkeypatch):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.slow  # writes a TensorFlow checkpoint
 def test_short_weights_file_on_the_mirror(tiny_mirror, tmp_path, monkeypatch):
     files, _ = tiny_mirror
     weights = "/gpt2/124M/model.ckpt.data-00000-of-00001"
@@ -258,6 +260,7 @@ def test_short_weights_file_on_the_mirror(tiny_mirror, tmp_path, monkeypatch):
     assert not any(name.startswith("model.ckpt.data") for name in left), left
 
 
+@pytest.mark.slow  # writes a TensorFlow checkpoint
 def test_html_page_instead_of_a_checkpoint_file(tiny_mirror, tmp_path, monkeypatch):
     files, _ = tiny_mirror
     index = "/gpt2/124M/model.ckpt.index"
@@ -269,6 +272,7 @@ def test_html_page_instead_of_a_checkpoint_file(tiny_mirror, tmp_path, monkeypat
     assert not any(name.startswith("model.ckpt.index") for name in left), left
 
 
+@pytest.mark.slow  # writes a TensorFlow checkpoint
 def test_missing_file_on_the_mirror(tiny_mirror, tmp_path, monkeypatch):
     files, _ = tiny_mirror
     served = {path: body for path, body in files.items() if not path.endswith(".meta")}

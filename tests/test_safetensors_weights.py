@@ -114,6 +114,7 @@ def test_hub_weights_give_the_huggingface_models_logits_and_the_openai_files_one
     assert torch.equal(from_hub, from_openai)  # the same numbers, whichever files they came from
 
 
+@pytest.mark.slow  # writes a TensorFlow checkpoint
 def test_the_hubs_names_and_its_buffers_load_like_openais_files(tmp_path, monkeypatch):
     # The mirror's files (tools/make_gpt2_checkpoint.py --huggingface) use the hub's names,
     # without transformers' "transformer." prefix; the hub's own files also hold the

@@ -339,6 +339,7 @@ def write_checkpoint(folder, files):
     return folder
 
 
+@pytest.mark.slow  # writes a TensorFlow checkpoint
 def test_a_flipped_byte_in_a_right_sized_shard_is_refused_by_both_readers(tiny_files, tmp_path):
     files = dict(tiny_files)
     files[DATA_SHARD] = flipped(files[DATA_SHARD], 4321)
@@ -348,6 +349,7 @@ def test_a_flipped_byte_in_a_right_sized_shard_is_refused_by_both_readers(tiny_f
             load_gpt2_params_from_tf_ckpt(folder, TINY, reader=reader)
 
 
+@pytest.mark.slow  # writes a TensorFlow checkpoint
 def test_a_flipped_byte_from_the_mirror_is_never_kept(tiny_files, tmp_path, monkeypatch):
     files = dict(tiny_files)
     files[DATA_SHARD] = flipped(files[DATA_SHARD], 4321)
@@ -359,6 +361,7 @@ def test_a_flipped_byte_from_the_mirror_is_never_kept(tiny_files, tmp_path, monk
     assert DATA_SHARD + ".part" not in files_in(tmp_path / "124M")
 
 
+@pytest.mark.slow  # writes a TensorFlow checkpoint
 def test_a_shard_damaged_on_disk_is_deleted_when_loading(tiny_files, tmp_path, monkeypatch):
     files = dict(tiny_files)
     files[DATA_SHARD] = flipped(files[DATA_SHARD], 100)
@@ -371,6 +374,7 @@ def test_a_shard_damaged_on_disk_is_deleted_when_loading(tiny_files, tmp_path, m
     assert DATA_SHARD not in files_in(tmp_path / "124M")
 
 
+@pytest.mark.slow  # writes a TensorFlow checkpoint
 def test_a_wrong_hparams_on_disk_does_not_condemn_the_weights(tiny_files, tmp_path, monkeypatch):
     files = dict(tiny_files, **{"hparams.json": json.dumps(dict(TINY, n_layer=3)).encode()})
     write_checkpoint(tmp_path / "124M", files)
@@ -383,6 +387,7 @@ def test_a_wrong_hparams_on_disk_does_not_condemn_the_weights(tiny_files, tmp_pa
         "/gpt2/124M/hparams.json", "/gpt2/124M/model.ckpt.index"]
 
 
+@pytest.mark.slow  # writes a TensorFlow checkpoint
 def test_a_mirror_whose_hparams_and_index_disagree(tiny_files, tmp_path, monkeypatch):
     files = dict(tiny_files, **{"hparams.json": json.dumps(dict(TINY, n_embd=16)).encode()})
     with Hostile({f"/gpt2/124M/{name}": data for name, data in files.items()}) as server:
@@ -392,6 +397,7 @@ def test_a_mirror_whose_hparams_and_index_disagree(tiny_files, tmp_path, monkeyp
         assert not any(DATA_SHARD in path for path, _ in server.requests)
 
 
+@pytest.mark.slow  # writes a TensorFlow checkpoint
 def test_published_sizes_need_openais_tokenizer_files(monkeypatch, tiny_files, tmp_path):
     # Pretend the tiny model is the published 124M: then its stand-in encoder.json is refused.
     monkeypatch.setattr(gpt_download, "published_gpt2_hparams", lambda: {"124M": dict(TINY)})
@@ -405,6 +411,7 @@ def test_published_sizes_need_openais_tokenizer_files(monkeypatch, tiny_files, t
 # 9. Crafted index records give CheckpointError, not OSError
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow  # writes a TensorFlow checkpoint
 def test_crafted_offsets_and_missing_shards_are_checkpoint_errors(tiny_files, tmp_path,
                                                                   monkeypatch):
     folder = write_checkpoint(tmp_path / "124M", tiny_files)
