@@ -36,7 +36,7 @@ def tokenizer():
     return tiktoken.get_encoding("gpt2")
 
 
-pytestmark = pytest.mark.needs_data
+pytestmark = [pytest.mark.needs_data, pytest.mark.slow]  # trains on the real data sets: tens of seconds
 
 def test_chapter_5_training_memorises_the_story(tokenizer, tmp_path_factory, capsys):
     text = download_data_file("the-verdict.txt", tmp_path_factory.mktemp("data")).read_text(
