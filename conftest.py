@@ -36,8 +36,8 @@ _mirror = None  # the loopback server this session started, if any
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: notebooks, subprocesses and TensorFlow: "
-                                       "left out by -m 'not slow'")
+    config.addinivalue_line("markers", "slow: notebooks, tools run in processes of their own, "
+                                       "TensorFlow, training runs: left out by -m 'not slow'")
     config.addinivalue_line("markers", f"needs_data: {NO_DATA.replace('needs', 'uses')}")
     if not os.environ.get("LLM_COURSE_RUN") and not os.environ.get("LLM_COURSE_QUICK"):
         os.environ["LLM_COURSE_RUN"] = "quick"
