@@ -22,6 +22,8 @@ from make_gpt2_checkpoint import (  # noqa: E402
 )
 from previous_chapters import GPTModel, load_weights_into_gpt  # noqa: E402
 
+pytestmark = pytest.mark.slow  # TensorFlow writes the OpenAI-format copies compared here
+
 # Small but with GPT-2's real vocabulary and context length.
 SMALL = {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 64, "n_head": 2, "n_layer": 2}
 HUB = "/" + hub_mirror_path("gpt2", "")  # the 124M model's folder on the mirror
@@ -114,7 +116,6 @@ def test_hub_weights_give_the_huggingface_models_logits_and_the_openai_files_one
     assert torch.equal(from_hub, from_openai)  # the same numbers, whichever files they came from
 
 
-@pytest.mark.slow  # writes a TensorFlow checkpoint
 def test_the_hubs_names_and_its_buffers_load_like_openais_files(tmp_path, monkeypatch):
     # The mirror's files (tools/make_gpt2_checkpoint.py --huggingface) use the hub's names,
     # without transformers' "transformer." prefix; the hub's own files also hold the
