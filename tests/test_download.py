@@ -13,9 +13,9 @@ from gpt_download import (  # noqa: E402
     MIRROR_ENV, DownloadError, download_and_load_gpt2, download_file,
 )
 from loopback_server import LoopbackServer  # noqa: E402
+from tiny_models import TINY_HPARAMS as TINY  # noqa: E402
 
 BODY = bytes(range(256)) * 1024  # 256 KiB, every byte position distinguishable by content
-TINY = {"n_vocab": 64, "n_ctx": 16, "n_embd": 8, "n_head": 2, "n_layer": 2}
 
 
 def leftovers(directory):
