@@ -6,7 +6,6 @@ import tiktoken
 import torch
 
 from previous_chapters import (
-    GPTModel,
     generate,
     generate_batched,
     generate_response,
@@ -14,17 +13,12 @@ from previous_chapters import (
     left_pad,
     padding_mask,
 )
+from tiny_models import TINY_GPT2_VOCAB, tiny_config, tiny_model
 
-TINY = {"vocab_size": 97, "context_length": 64, "emb_dim": 32, "n_heads": 4, "n_layers": 2,
-        "drop_rate": 0.0, "qkv_bias": True}
-
-
-def tiny_model(cfg=TINY, seed=0):
-    torch.manual_seed(seed)
-    return GPTModel(cfg).eval()
+TINY = tiny_config(context_length=64)  # room for the prompts below (up to 40 tokens) and 12 new
 
 
-def prompts_of_lengths(*lengths, vocab_size=97, seed=1):
+def prompts_of_lengths(*lengths, vocab_size=TINY["vocab_size"], seed=1):
     generator = torch.Generator().manual_seed(seed)
     return [torch.randint(0, vocab_size, (n,), generator=generator).tolist() for n in lengths]
 
@@ -52,14 +46,14 @@ def test_padding_mask_hides_padding_and_future_but_never_a_whole_row():
 
 
 def test_greedy_batched_equals_one_at_a_time_for_very_different_lengths():
-    model = tiny_model()
+    model = tiny_model(TINY)
     prompts = prompts_of_lengths(1, 6, 23, 40)
     batched = generate_batched(model, prompts, 12, TINY["context_length"], pad_token_id=0)
     assert batched == one_at_a_time(model, prompts, 12)
 
 
 def test_each_sequence_stops_at_its_own_end_token():
-    model = tiny_model()
+    model = tiny_model(TINY)
     prompts = prompts_of_lengths(2, 9, 17)
     reference = one_at_a_time(model, prompts, 12)
     eos_id = reference[0][2 + 4]  # the first prompt's 5th new token: it stops before it
@@ -70,12 +64,12 @@ def test_each_sequence_stops_at_its_own_end_token():
 
 def test_a_batch_that_does_not_fit_the_context_is_refused():
     with pytest.raises(ValueError, match="one at a time"):
-        generate_batched(tiny_model(), prompts_of_lengths(60), 10, TINY["context_length"], pad_token_id=0)
+        generate_batched(tiny_model(TINY), prompts_of_lengths(60), 10, TINY["context_length"], pad_token_id=0)
 
 
 @pytest.mark.needs_data
 def test_generate_responses_equals_generate_response_text_for_text():
-    cfg = {**TINY, "vocab_size": 50257, "context_length": 256}
+    cfg = {**TINY_GPT2_VOCAB, "context_length": 256}  # every prompt and its 8 new tokens fit: batched
     model = tiny_model(cfg)
     tokenizer = tiktoken.get_encoding("gpt2")
     entries = [{"instruction": "Say hi.", "input": ""},
@@ -88,7 +82,7 @@ def test_generate_responses_equals_generate_response_text_for_text():
 
 @pytest.mark.needs_data
 def test_generate_responses_answers_prompts_too_long_for_the_cache_one_at_a_time():
-    cfg = {**TINY, "vocab_size": 50257, "context_length": 48}
+    cfg = {**TINY_GPT2_VOCAB, "context_length": 48}
     model = tiny_model(cfg)
     tokenizer = tiktoken.get_encoding("gpt2")
     entries = [{"instruction": "Name a colour.", "input": ""}]  # a 30-token prompt + 30 new > 48

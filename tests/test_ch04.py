@@ -1,9 +1,12 @@
 """Chapter 4: the GPT model, its building blocks, and greedy generation."""
 
+from functools import partial
+
 import pytest
 import torch
 import torch.nn as nn
 
+import tiny_models
 from previous_chapters import (
     GELU,
     GPT_CONFIG_124M,
@@ -13,15 +16,9 @@ from previous_chapters import (
     generate_text_simple,
 )
 
-TINY_CONFIG = {
-    "vocab_size": 50,
-    "context_length": 8,
-    "emb_dim": 16,
-    "n_heads": 2,
-    "n_layers": 2,
-    "drop_rate": 0.1,
-    "qkv_bias": False,
-}
+# The cases below crop at and beyond a context of 8; with GPT_CONFIG_124M's dropout, their
+# checks hold only in eval mode.
+TINY_CONFIG = tiny_models.tiny_config(context_length=8, drop_rate=0.1)
 
 
 def count_params(model):
@@ -120,17 +117,13 @@ def test_each_size_has_the_parameter_count_in_its_name(name):
 
 # ---------------------------------------------------------------- forward pass, generation
 
-def tiny_model(seed=123):
-    torch.manual_seed(seed)
-    model = GPTModel(TINY_CONFIG)
-    model.eval()
-    return model
+tiny_model = partial(tiny_models.tiny_model, TINY_CONFIG)
 
 
 def test_gpt_model_output_shape():
     model = tiny_model()
-    idx = torch.randint(0, 50, (3, 5))
-    assert model(idx).shape == (3, 5, 50)
+    idx = torch.randint(0, TINY_CONFIG["vocab_size"], (3, 5))
+    assert model(idx).shape == (3, 5, TINY_CONFIG["vocab_size"])
 
 
 def test_gpt_model_rejects_inputs_longer_than_context_length():
@@ -144,7 +137,7 @@ def test_gpt_model_rejects_inputs_longer_than_context_length():
 def test_generate_text_simple_is_greedy_and_crops(start_len, context_size):
     model = tiny_model()
     torch.manual_seed(1)
-    idx = torch.randint(0, 50, (2, start_len))
+    idx = torch.randint(0, TINY_CONFIG["vocab_size"], (2, start_len))
     max_new = 6
     out = generate_text_simple(model, idx, max_new_tokens=max_new, context_size=context_size)
     assert out.shape == (2, start_len + max_new)

@@ -6,6 +6,7 @@ checkpoint readers are tests/test_checkpoint_reader.py.
 
 import math
 import re
+from functools import partial
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import gpt_download
+import tiny_models
 from char_tokenizer import CharTokenizer
 from previous_chapters import (
     MODEL_CONFIGS,
@@ -35,13 +37,11 @@ from previous_chapters import (
     train_model_simple,
 )
 
-TINY_CONFIG = {"vocab_size": 40, "context_length": 12, "emb_dim": 16, "n_heads": 2,
-               "n_layers": 2, "drop_rate": 0.0, "qkv_bias": False}
-
-
-def tiny_model(seed=0, config=TINY_CONFIG):
-    torch.manual_seed(seed)
-    return GPTModel(config).eval()
+# CharTokenizer's vocabulary; the decoding tests generate past a context of 12; the loader
+# tests quote the shapes of emb_dim 16 and 2 blocks, and need a model without q/k/v biases.
+TINY_CONFIG = tiny_models.tiny_config(vocab_size=len(CharTokenizer.alphabet), context_length=12,
+                                      emb_dim=16, n_layers=2, qkv_bias=False)
+tiny_model = partial(tiny_models.tiny_model, TINY_CONFIG)
 
 
 # ---------------------------------------------------------------------------

@@ -17,10 +17,11 @@ from previous_chapters import (GPTModel, LinearWithLoRA, LoRALayer, SpamDataset,
                                download_and_unzip_spam_data, load_classifier_checkpoint,
                                random_split, replace_linear_with_lora, save_gpt_checkpoint,
                                spam_probability)
+from tiny_models import TINY_GPT2_VOCAB
 
-# A tiny GPT with GPT-2's real vocabulary, so the real tokenizer can feed it.
-TINY = {"vocab_size": 50257, "context_length": 8, "emb_dim": 8, "n_heads": 2,
-        "n_layers": 2, "drop_rate": 0.0, "qkv_bias": True}
+# GPT-2's vocabulary, so the real tokenizer can feed it. The counts below are for 2 blocks of
+# emb_dim 8 with q/k/v biases, and the messages are cut at a context of 8.
+TINY = {**TINY_GPT2_VOCAB, "context_length": 8, "emb_dim": 8, "n_layers": 2, "qkv_bias": True}
 
 
 @pytest.fixture(scope="module")

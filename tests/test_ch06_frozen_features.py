@@ -8,9 +8,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from previous_chapters import (GPTModel, TrainableTop, add_classification_head,
                                frozen_features, train_classifier_simple)
+from tiny_models import tiny_config
 
-TINY = {"vocab_size": 100, "context_length": 12, "emb_dim": 16, "n_heads": 2,
-        "n_layers": 3, "drop_rate": 0.0, "qkv_bias": True}
+TINY = tiny_config(n_layers=3)  # two frozen blocks below the trained one (trf_blocks.2)
 BATCH_SIZE = 4
 
 

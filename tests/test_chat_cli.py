@@ -10,12 +10,11 @@ import pytest
 import torch
 
 from previous_chapters import GPTModel, save_gpt_checkpoint
+from tiny_models import TINY_GPT2_VOCAB
 
 pytestmark = pytest.mark.slow
 
 CHAT = Path(__file__).resolve().parent.parent / "scripts" / "chat.py"
-TINY_CONFIG = {"vocab_size": 50257, "context_length": 32, "emb_dim": 8, "n_heads": 2,
-               "n_layers": 1, "drop_rate": 0.0, "qkv_bias": True}
 
 
 def run_chat(*args, cwd):
@@ -27,7 +26,7 @@ def run_chat(*args, cwd):
 def tiny_ckpt(tmp_path_factory):
     torch.manual_seed(123)
     path = tmp_path_factory.mktemp("ckpt") / "tiny-sft.pth"
-    save_gpt_checkpoint(path, GPTModel(TINY_CONFIG), TINY_CONFIG)
+    save_gpt_checkpoint(path, GPTModel(TINY_GPT2_VOCAB), TINY_GPT2_VOCAB)
     return path
 
 

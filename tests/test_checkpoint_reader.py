@@ -20,10 +20,10 @@ import gpt_download  # noqa: E402
 import tf_checkpoint  # noqa: E402
 from gpt_download import CheckpointError, load_gpt2_params_from_tf_ckpt  # noqa: E402
 from make_gpt2_checkpoint import make_gpt2_checkpoint  # noqa: E402
+from tiny_models import TINY_HPARAMS as TINY  # noqa: E402
 
 pytestmark = pytest.mark.slow  # TensorFlow writes the checkpoints read here
 
-TINY = {"n_vocab": 64, "n_ctx": 16, "n_embd": 8, "n_head": 2, "n_layer": 2}
 READERS = ["tensorflow", "numpy"]
 
 
@@ -188,7 +188,7 @@ def test_hparams_that_disagree_with_the_shapes(tiny_checkpoint, reader, wrong, m
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"n_vocab": 64, "n_ctx": 16, "n_embd": 8, "n_head": 2}, "n_layer"),
+    ({key: value for key, value in TINY.items() if key != "n_layer"}, "n_layer"),
     (dict(TINY, n_embd="8"), "n_embd"),
     (dict(TINY, n_head=3), "not divisible"),
 ])

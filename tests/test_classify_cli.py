@@ -9,13 +9,12 @@ import pytest
 import torch
 
 from previous_chapters import GPTModel, add_classification_head, save_gpt_checkpoint
+from tiny_models import TINY_GPT2_VOCAB
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "classify.py"
-TINY = {"vocab_size": 50257, "context_length": 16, "emb_dim": 8, "n_heads": 2,
-        "n_layers": 1, "drop_rate": 0.0, "qkv_bias": True}
 SPAM_P = f"{1 / (1 + math.exp(-2.0)):.3f}"  # the head's scores are always (0, 2)
 
 
@@ -23,12 +22,12 @@ SPAM_P = f"{1 / (1 + math.exp(-2.0)):.3f}"  # the head's scores are always (0, 2
 def ckpt(tmp_path_factory):
     """A classifier that calls everything spam, reading at most 12 tokens."""
     torch.manual_seed(123)
-    model = add_classification_head(GPTModel(TINY), num_classes=2)
+    model = add_classification_head(GPTModel(TINY_GPT2_VOCAB), num_classes=2)
     with torch.no_grad():
         model.out_head.weight.zero_()
         model.out_head.bias.copy_(torch.tensor([0.0, 2.0]))
     path = tmp_path_factory.mktemp("ckpt") / "tiny_classifier.pth"
-    save_gpt_checkpoint(path, model, {**TINY, "num_classes": 2, "max_length": 12})
+    save_gpt_checkpoint(path, model, {**TINY_GPT2_VOCAB, "num_classes": 2, "max_length": 12})
     return path
 
 
@@ -78,14 +77,15 @@ def test_missing_checkpoint(tmp_path):
 
 def test_mismatched_checkpoints(tmp_path):
     language_model = tmp_path / "language_model.pth"
-    save_gpt_checkpoint(language_model, GPTModel(TINY), TINY)
+    save_gpt_checkpoint(language_model, GPTModel(TINY_GPT2_VOCAB), TINY_GPT2_VOCAB)
     assert_one_line_error(run("--ckpt", language_model, "hello"),
                           str(language_model), "language model, not a classifier")
 
     torch.manual_seed(123)
-    classifier = add_classification_head(GPTModel(TINY), num_classes=2)
+    classifier = add_classification_head(GPTModel(TINY_GPT2_VOCAB), num_classes=2)
     wrong_config = tmp_path / "wrong_config.pth"
-    save_gpt_checkpoint(wrong_config, classifier, {**TINY, "n_layers": 2, "num_classes": 2})
+    save_gpt_checkpoint(wrong_config, classifier, {**TINY_GPT2_VOCAB, "num_classes": 2,
+                                                   "n_layers": TINY_GPT2_VOCAB["n_layers"] + 1})
     assert_one_line_error(run("--ckpt", wrong_config, "hello"), str(wrong_config), "do not fit")
 
     not_a_checkpoint = tmp_path / "notes.pth"

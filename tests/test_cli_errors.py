@@ -18,11 +18,10 @@ import chat  # noqa: E402
 import generate  # noqa: E402
 import pretrain  # noqa: E402
 from previous_chapters import GPTModel, add_classification_head, save_gpt_checkpoint  # noqa: E402
+from tiny_models import TINY_GPT2_VOCAB  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-TINY = {"vocab_size": 50257, "context_length": 16, "emb_dim": 8, "n_heads": 2, "n_layers": 1,
-        "drop_rate": 0.0, "qkv_bias": False}
 TEXT = " ".join(f"Word number {i} goes here, and then a few more words follow." for i in range(60))
 
 
@@ -30,9 +29,10 @@ TEXT = " ".join(f"Word number {i} goes here, and then a few more words follow." 
 def checkpoints(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ckpts")
     torch.manual_seed(0)
-    save_gpt_checkpoint(folder / "lm.pth", GPTModel(TINY), TINY)
-    classifier = add_classification_head(GPTModel(TINY), 2)
-    save_gpt_checkpoint(folder / "clf.pth", classifier, {**TINY, "num_classes": 2, "max_length": 8})
+    save_gpt_checkpoint(folder / "lm.pth", GPTModel(TINY_GPT2_VOCAB), TINY_GPT2_VOCAB)
+    classifier = add_classification_head(GPTModel(TINY_GPT2_VOCAB), 2)
+    save_gpt_checkpoint(folder / "clf.pth", classifier,
+                        {**TINY_GPT2_VOCAB, "num_classes": 2, "max_length": 8})
     return folder
 
 

@@ -13,9 +13,9 @@ import gpt_download  # noqa: E402
 from download_engine import download_file  # noqa: E402
 from gpt_download import MIRROR_ENV, DownloadError, download_and_load_gpt2  # noqa: E402
 from loopback_server import LoopbackServer  # noqa: E402
+from tiny_models import TINY_HPARAMS as TINY  # noqa: E402
 
 BODY = bytes(range(256)) * 1024  # 256 KiB, every byte position distinguishable by content
-TINY = {"n_vocab": 64, "n_ctx": 16, "n_embd": 8, "n_head": 2, "n_layer": 2}
 
 
 def leftovers(directory):

@@ -2,6 +2,7 @@
 
 import re
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from bench import random_openai_params  # noqa: E402  (the benchmark's random GPT-2 weights)
+import tiny_models  # noqa: E402
 from previous_chapters import (  # noqa: E402
     GPTModel,
     KVCache,
@@ -37,13 +39,10 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-TINY = {"vocab_size": 97, "context_length": 16, "emb_dim": 32, "n_heads": 4, "n_layers": 2,
-        "drop_rate": 0.0, "qkv_bias": True}
-
-
-def tiny_model(seed=123, **changes):
-    torch.manual_seed(seed)
-    return GPTModel({**TINY, **changes}).eval()
+# The cache tests reason about a context of 16; OpenAI's weights (random_openai_params) have
+# query, key and value biases.
+TINY = tiny_models.tiny_config(context_length=16, qkv_bias=True)
+tiny_model = partial(tiny_models.tiny_model, TINY)
 
 
 def prompt(num_tokens, batch_size=1, seed=0):

@@ -8,14 +8,12 @@ import pytest
 import torch
 
 from previous_chapters import GPTModel, save_gpt_checkpoint
+from tiny_models import TINY_GPT2_VOCAB  # the GPT-2 vocabulary: the script uses tiktoken's
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "generate.py"
-# The GPT-2 vocabulary (the script uses tiktoken's encoding), everything else tiny.
-TINY_CONFIG = {"vocab_size": 50257, "context_length": 16, "emb_dim": 8, "n_heads": 2,
-               "n_layers": 1, "drop_rate": 0.0, "qkv_bias": False}
 
 
 def run(*args):
@@ -27,7 +25,7 @@ def run(*args):
 def tiny_checkpoint(tmp_path_factory):
     torch.manual_seed(123)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
-    save_gpt_checkpoint(path, GPTModel(TINY_CONFIG), TINY_CONFIG)
+    save_gpt_checkpoint(path, GPTModel(TINY_GPT2_VOCAB), TINY_GPT2_VOCAB)
     return path
 
 
@@ -76,12 +74,13 @@ def test_missing_checkpoint_names_the_file(tmp_path):
 @pytest.mark.needs_data
 def test_checkpoint_that_does_not_fit_its_config(tiny_checkpoint, tmp_path):
     checkpoint = torch.load(tiny_checkpoint, weights_only=True)
-    checkpoint["config"] = {**TINY_CONFIG, "n_layers": 2}  # the weights hold one block
+    blocks = TINY_GPT2_VOCAB["n_layers"]  # the weights hold trf_blocks.0 to blocks - 1
+    checkpoint["config"] = {**TINY_GPT2_VOCAB, "n_layers": blocks + 1}
     wrong = tmp_path / "wrong.pth"
     torch.save(checkpoint, wrong)
     result = run("--ckpt", wrong, "--prompt", "Hello", "--device", "cpu")
     assert result.returncode == 2
-    assert "does not fit" in result.stderr and "trf_blocks.1" in result.stderr
+    assert "does not fit" in result.stderr and f"trf_blocks.{blocks}" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 

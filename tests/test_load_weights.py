@@ -9,9 +9,9 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from previous_chapters import GPTModel, generate_text_simple, load_weights_into_gpt
+from tiny_models import tiny_config
 
-CONFIG = {"vocab_size": 96, "context_length": 16, "emb_dim": 32, "n_heads": 4,
-          "n_layers": 2, "drop_rate": 0.0, "qkv_bias": True}
+CONFIG = tiny_config(qkv_bias=True)  # OpenAI's layout has query, key and value biases
 
 
 def random_hf_gpt2():

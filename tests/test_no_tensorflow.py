@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_download import TINY, LoopbackServer  # noqa: E402
+from test_download import LoopbackServer  # noqa: E402
+from tiny_models import TINY_HPARAMS as TINY  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

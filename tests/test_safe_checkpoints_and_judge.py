@@ -17,9 +17,7 @@ from previous_chapters import (  # noqa: E402
     GPTModel, add_classification_head, load_classifier_checkpoint, load_gpt_checkpoint,
     parse_score, query_model, save_gpt_checkpoint,
 )
-
-TINY = {"vocab_size": 40, "context_length": 8, "emb_dim": 16, "n_heads": 2, "n_layers": 2,
-        "drop_rate": 0.0, "qkv_bias": False}
+from tiny_models import TINY  # noqa: E402
 
 
 def tiny_model(seed=0):
@@ -88,7 +86,7 @@ def test_a_config_asking_for_a_huge_model_is_refused_before_allocating(tmp_path,
     assert time.monotonic() - started < 5
 
 
-@pytest.mark.parametrize("config", [{**TINY, "emb_dim": "16"}, [1, 2, 3]])
+@pytest.mark.parametrize("config", [{**TINY, "emb_dim": str(TINY["emb_dim"])}, [1, 2, 3]])
 def test_a_config_of_the_wrong_types_is_a_value_error(tmp_path, config):
     path = tmp_path / "odd.pth"
     torch.save({"config": config, "model_state_dict": tiny_model().state_dict()}, path)

@@ -25,7 +25,7 @@ from previous_chapters import GPTModel, load_weights_into_gpt  # noqa: E402
 pytestmark = pytest.mark.slow  # TensorFlow writes the OpenAI-format copies compared here
 
 # Small but with GPT-2's real vocabulary and context length.
-SMALL = {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 64, "n_head": 2, "n_layer": 2}
+SMALL = {**TINY_HPARAMS, "n_vocab": 50257, "n_ctx": 1024}
 HUB = "/" + hub_mirror_path("gpt2", "")  # the 124M model's folder on the mirror
 
 

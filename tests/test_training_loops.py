@@ -27,10 +27,10 @@ from previous_chapters import (
     train_model,
     train_model_simple,
 )
+from tiny_models import tiny_config
 
-VOCAB = 40
-TINY = {"vocab_size": VOCAB, "context_length": 8, "emb_dim": 16, "n_heads": 2,
-        "n_layers": 2, "drop_rate": 0.0, "qkv_bias": False}
+VOCAB = len(CharTokenizer.alphabet)  # the samples printed during training are decoded by it
+TINY = tiny_config(vocab_size=VOCAB)
 
 
 def language_model(drop_rate=0.0, seed=0):

@@ -26,9 +26,10 @@ from previous_chapters import (GPTModel, InstructionDataset, SpamDataset,
                                custom_collate_fn, download_and_unzip_spam_data,
                                random_split, split_instruction_data, train_classifier_simple,
                                train_model, train_model_simple)
+from tiny_models import TINY, TINY_GPT2_VOCAB
 
-SMALL_GPT = {"vocab_size": 50257, "context_length": 32, "emb_dim": 64, "n_heads": 2,
-             "n_layers": 2, "drop_rate": 0.0, "qkv_bias": False}
+# The chapters' data, read in windows of 32 tokens; the bounds below were measured at these sizes.
+SMALL_GPT = {**TINY_GPT2_VOCAB, "context_length": 32, "emb_dim": 64}
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +101,7 @@ def test_chapter_6_classifier_beats_chance_on_unseen_messages(tokenizer, spam_sp
 def test_train_classifier_simple_evaluates_after_step_0_then_every_eval_freq():
     """The book's schedule: with 12 batches and eval_freq=5, losses after steps 0, 5 and 10."""
     torch.manual_seed(0)
-    tiny = {**SMALL_GPT, "vocab_size": 20, "context_length": 4, "emb_dim": 8}
-    model = add_classification_head(GPTModel(tiny))
+    model = add_classification_head(GPTModel(TINY))
     frozen_before = model.tok_emb.weight.clone()
     head_before = model.out_head.weight.clone()
     inputs, labels = torch.randint(0, 20, (24, 4)), torch.randint(0, 2, (24,))
@@ -150,20 +150,18 @@ def nan_model(config):
 
 @pytest.mark.parametrize("train", [train_model_simple, train_model])
 def test_a_nan_loss_stops_language_model_training(train):
-    tiny = {**SMALL_GPT, "vocab_size": 20, "context_length": 4, "emb_dim": 8}
     ids = torch.randint(0, 20, (4, 5))
     loader = DataLoader(TensorDataset(ids[:, :-1], ids[:, 1:]), batch_size=2)
-    model = nan_model(tiny)
+    model = nan_model(TINY)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     with pytest.raises(FloatingPointError, match="loss became nan at step 0"):
         train(model, loader, loader, optimizer, "cpu", 1, 1, 1, None, None)
     with pytest.raises(ValueError, match="eval_freq"):
-        train(GPTModel(tiny), loader, loader, optimizer, "cpu", 1, 0, 1, None, None)
+        train(GPTModel(TINY), loader, loader, optimizer, "cpu", 1, 0, 1, None, None)
 
 
 def test_a_nan_loss_stops_classifier_training():
-    tiny = {**SMALL_GPT, "vocab_size": 20, "context_length": 4, "emb_dim": 8}
-    model = add_classification_head(nan_model(tiny))
+    model = add_classification_head(nan_model(TINY))
     loader = DataLoader(TensorDataset(torch.randint(0, 20, (4, 4)), torch.tensor([0, 1, 0, 1])),
                         batch_size=2)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)

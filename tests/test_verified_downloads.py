@@ -26,10 +26,10 @@ from gpt_download import (  # noqa: E402
 )
 # A server whose routes may be functions that answer however they like (hostile ones).
 from loopback_server import LoopbackServer as Hostile  # noqa: E402
+from tiny_models import TINY_HPARAMS as TINY  # noqa: E402
 
 BODY = bytes(range(256)) * 1024  # 256 KiB
 BODY_SHA = hashlib.sha256(BODY).hexdigest()
-TINY = {"n_vocab": 64, "n_ctx": 16, "n_embd": 8, "n_head": 2, "n_layer": 2}
 DATA_SHARD = "model.ckpt.data-00000-of-00001"
 
 
