@@ -154,6 +154,8 @@ def pytest_in_this_process(module_source, tests, log_path, result_pipe):
     module_dir.mkdir()
     (module_dir / "previous_chapters.py").write_text(module_source, encoding="utf-8")
     sys.path[:0] = [str(module_dir), str(ROOT)]  # the mutant shadows the real module
+    # Imported now: pytest puts the repository first on sys.path when it loads conftest.py.
+    importlib.import_module("previous_chapters")
     os.chdir(ROOT)
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(log, 1)
