@@ -48,14 +48,12 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import psutil
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from previous_chapters import (  # noqa: E402
+from previous_chapters import (
     GPT_CONFIG_124M,
     GPTModel,
     build_gpt_from_params,

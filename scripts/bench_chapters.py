@@ -53,9 +53,8 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Subset
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from gpt_download import download_and_load_gpt2, download_data_file  # noqa: E402
-from previous_chapters import (  # noqa: E402
+from gpt_download import download_and_load_gpt2, download_data_file
+from previous_chapters import (
     GPTModel,
     InstructionDataset,
     MultiHeadAttention,

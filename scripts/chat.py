@@ -39,10 +39,8 @@ from pathlib import Path
 
 # Make the course modules (and generate.py, whose loading code we share) importable.
 SCRIPTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(SCRIPTS.parent))
-sys.path.insert(0, str(SCRIPTS))
 
-from generate import (  # noqa: E402
+from scripts.generate import (
     SIZES, ArgumentParser, DownloadFailed, UsageError, add_decoding_args, add_source_arg,
     check_decoding_args, check_writable, load_model, load_tokenizer, pick_device, run_cli, stream_text)
 

@@ -35,10 +35,8 @@ import sys
 from pathlib import Path
 
 # Make the course modules (and the sibling generate.py) importable from anywhere.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generate import ArgumentParser, UsageError, load_tokenizer, pick_device, run_cli  # noqa: E402
+from scripts.generate import ArgumentParser, UsageError, load_tokenizer, pick_device, run_cli
 
 EXIT_PROMPT = "exit"
 DEFAULT_CKPT = Path("models") / "spam_classifier.pth"

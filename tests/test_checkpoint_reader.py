@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import gpt2_weights
+import gpt_download
+import tf_checkpoint
+from gpt_download import CheckpointError, load_gpt2_params_from_tf_ckpt
+from tools.make_gpt2_checkpoint import make_gpt2_checkpoint
+from tiny_models import TINY_HPARAMS as TINY
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
-import gpt2_weights  # noqa: E402
-import gpt_download  # noqa: E402
-import tf_checkpoint  # noqa: E402
-from gpt_download import CheckpointError, load_gpt2_params_from_tf_ckpt  # noqa: E402
-from make_gpt2_checkpoint import make_gpt2_checkpoint  # noqa: E402
-from tiny_models import TINY_HPARAMS as TINY  # noqa: E402
 
 pytestmark = pytest.mark.slow  # TensorFlow writes the checkpoints read here
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import gpt_download
+from download_engine import download_file
+from gpt_download import MIRROR_ENV, DownloadError, download_and_load_gpt2
+from loopback_server import LoopbackServer
+from tiny_models import TINY_HPARAMS as TINY
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
-import gpt_download  # noqa: E402
-from download_engine import download_file  # noqa: E402
-from gpt_download import MIRROR_ENV, DownloadError, download_and_load_gpt2  # noqa: E402
-from loopback_server import LoopbackServer  # noqa: E402
-from tiny_models import TINY_HPARAMS as TINY  # noqa: E402
 
 BODY = bytes(range(256)) * 1024  # 256 KiB, every byte position distinguishable by content
 
@@ -199,7 +199,7 @@ def test_importing_gpt_download_loads_neither_the_chapters_nor_torch():
 @pytest.fixture(scope="module")
 def tiny_mirror(tmp_path_factory):
     """({url path: bytes} laid out like the course mirror, {tensor name: array written})."""
-    from make_gpt2_checkpoint import make_gpt2_checkpoint
+    from tools.make_gpt2_checkpoint import make_gpt2_checkpoint
 
     root = tmp_path_factory.mktemp("mirror")
     tokenizer = root / "tokenizer"

@@ -4,13 +4,10 @@ carries each figure once, right after its anchor cell, as the committed PNG."""
 import base64
 import json
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-import draw_figures  # noqa: E402
+from tools import draw_figures
 
 ROOT = draw_figures.ROOT
 FIX = "run `python tools/draw_figures.py` and `python tools/draw_figures.py --embed`"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tools import mutation_check
+from tools.mutation_check import MUTATIONS, Mutation, apply
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-import mutation_check  # noqa: E402
-from mutation_check import MUTATIONS, Mutation, apply  # noqa: E402
 
 SOURCE = '''\
 def train(model, optimizer):

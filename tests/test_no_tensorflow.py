@@ -16,12 +16,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-sys.path.insert(0, str(ROOT / "tests"))
+from test_download import LoopbackServer
+from tiny_models import TINY_HPARAMS as TINY
 
-from test_download import LoopbackServer  # noqa: E402
-from tiny_models import TINY_HPARAMS as TINY  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +52,7 @@ def tensorflow_is_installed():
 
 @pytest.fixture(scope="module")
 def tiny_mirror(tmp_path_factory):
-    from make_gpt2_checkpoint import make_gpt2_checkpoint
+    from tools.make_gpt2_checkpoint import make_gpt2_checkpoint
 
     root = tmp_path_factory.mktemp("mirror")
     (root / "encoder.json").write_text('{"!": 0}')
@@ -74,7 +72,7 @@ def gpt2_small_mirror(tmp_path_factory):
     if os.environ.get("LLM_COURSE_MIRROR"):
         yield os.environ["LLM_COURSE_MIRROR"]
         return
-    from make_gpt2_checkpoint import make_gpt2_checkpoint
+    from tools.make_gpt2_checkpoint import make_gpt2_checkpoint
 
     from gpt_download import published_gpt2_hparams
 

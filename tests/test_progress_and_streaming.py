@@ -15,10 +15,10 @@ from previous_chapters import (calc_loss_loader,
                                gpt2_tokenizer, progress, save_gpt_checkpoint, text_to_token_ids,
                                token_ids_to_text)
 
+from scripts import chat
+from scripts import generate as generate_cli
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-import chat  # noqa: E402
-import generate as generate_cli  # noqa: E402
 
 # The real tokenizer feeds it; the cases below run past a context of 16.
 TINY = {**tiny_models.TINY_GPT2_VOCAB, "context_length": 16}

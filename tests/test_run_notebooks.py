@@ -1,6 +1,5 @@
 """tools/run_notebooks.py: runs a notebook in a fresh kernel at the chosen size and stores its outputs."""
 
-import os
 from functools import partial
 import subprocess
 import sys
@@ -9,18 +8,17 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tools import run_notebooks
+
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = ROOT / "tools" / "run_notebooks.py"
-sys.path.insert(0, str(ROOT / "tools"))
-import run_notebooks  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
 def run_tool(*args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # kernels start in the notebook's folder
     return subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT, env=env)
+                          text=True, timeout=300, cwd=ROOT)
 
 
 def test_outputs_are_written_back_with_the_run_size_and_progress(tmp_path, monkeypatch):

@@ -3,23 +3,22 @@ OpenAI's TensorFlow files, and a damaged download is refused (issue 14)."""
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
-from gpt_download import (  # noqa: E402
+from gpt_download import (
     MIRROR_ENV, MIRROR_MANIFEST_ENV, DownloadError, download_and_load_gpt2, hub_mirror_path,
 )
-from loopback_server import LoopbackServer  # noqa: E402
-from make_gpt2_checkpoint import (  # noqa: E402
+from loopback_server import LoopbackServer
+from tools.make_gpt2_checkpoint import (
     TINY_HPARAMS, hub_tensor_name, make_gpt2_checkpoint, openai_tensor_specs,
     save_with_tensorflow_saver, write_hub_files,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow  # TensorFlow writes the OpenAI-format copies compared here
 

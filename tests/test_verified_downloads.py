@@ -4,7 +4,6 @@ files, interrupted extraction, two processes fetching one file, bounded waits.""
 import hashlib
 import io
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -14,19 +13,19 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
-import download_engine  # noqa: E402
-import gpt_download  # noqa: E402
-import tf_checkpoint  # noqa: E402
-from download_engine import TIMEOUT_ENV, download_file, extract_zip_member  # noqa: E402
-from gpt_download import (  # noqa: E402
+import download_engine
+import gpt_download
+import tf_checkpoint
+from download_engine import TIMEOUT_ENV, download_file, extract_zip_member
+from gpt_download import (
     DATA_FILES, MIRROR_ENV, CheckpointError, DownloadError, download_and_load_gpt2,
     download_data_file, load_gpt2_params_from_tf_ckpt,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 # A server whose routes may be functions that answer however they like (hostile ones).
-from loopback_server import LoopbackServer as Hostile  # noqa: E402
-from tiny_models import TINY_HPARAMS as TINY  # noqa: E402
+from loopback_server import LoopbackServer as Hostile
+from tiny_models import TINY_HPARAMS as TINY
 
 BODY = bytes(range(256)) * 1024  # 256 KiB
 BODY_SHA = hashlib.sha256(BODY).hexdigest()
@@ -110,11 +109,11 @@ def slow_body(data, pieces=25, pause_s=0.02):
 
 
 def test_two_processes_downloading_one_file_never_share_a_part(tmp_path):
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from download_engine import download_file;"
-            "download_file(sys.argv[2], sys.argv[3], expected_size=int(sys.argv[4]),"
-            " sha256=sys.argv[5]); print('ok')")
+    code = ("import sys; from download_engine import download_file;"
+            "download_file(sys.argv[1], sys.argv[2], expected_size=int(sys.argv[3]),"
+            " sha256=sys.argv[4]); print('ok')")
     with Hostile({"/f.bin": slow_body(BODY)}) as server:
-        args = [sys.executable, "-c", code, str(ROOT), f"{server.url}/f.bin",
+        args = [sys.executable, "-c", code, f"{server.url}/f.bin",
                 str(tmp_path / "f.bin"), str(len(BODY)), BODY_SHA]
         runs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 for _ in range(2)]
@@ -315,7 +314,7 @@ def test_a_content_length_over_the_cap_is_refused_before_writing(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_files(tmp_path_factory):
-    from make_gpt2_checkpoint import make_gpt2_checkpoint
+    from tools.make_gpt2_checkpoint import make_gpt2_checkpoint
 
     root = tmp_path_factory.mktemp("tiny")
     tokenizer = root / "tokenizer"

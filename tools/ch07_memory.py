@@ -25,7 +25,6 @@ from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 VARIANTS = {  # name: (batch size, accumulation steps, keep params)
     "book": (8, 1, True),
@@ -43,7 +42,7 @@ def fine_tune(variant, steps):
     import torch
     from torch.utils.data import DataLoader
 
-    from bench import random_openai_params
+    from scripts.bench import random_openai_params
     from gpt_download import download_data_file
     from previous_chapters import (GPTModel, InstructionDataset, custom_collate_fn, gpt2_config,
                                    gpt2_tokenizer, load_weights_into_gpt, split_instruction_data,

@@ -69,7 +69,6 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle  # noq
 from matplotlib.spines import Spine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 FIGURES_DIR = ROOT / "figures"
 MANIFEST = "manifest.json"

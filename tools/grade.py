@@ -215,12 +215,16 @@ def grade_notebook(notebook_path, chapter, timeout=300.0, checks=None):
         except Exception as error:
             problem = first_line(f"the notebook could not be read: {type(error).__name__}: {error}")
             return {exercise: ("error", problem) for exercise in checks}
-        env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
-        code = ("import sys; sys.path.insert(0, sys.argv[1]); import grade; "
-                "grade.run_one(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))")
+        # The child finds this module as tools.grade; the notebook's kernel, started in
+        # workdir, imports the copies there first.
+        python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1",
+               "PYTHONPATH": python_path}
+        code = ("import sys; from tools import grade; "
+                "grade.run_one(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]))")
         stderr_file = open(run_dir / "stderr.txt", "w")
         child = subprocess.Popen(
-            [sys.executable, "-c", code, str(ROOT / "tools"), str(workdir / "submission.ipynb"),
+            [sys.executable, "-c", code, str(workdir / "submission.ipynb"),
              str(workdir), str(results_path), str(timeout)],
             cwd=run_dir, env=env, stdout=subprocess.DEVNULL, stderr=stderr_file,
             start_new_session=True)

@@ -86,7 +86,7 @@ def execute(notebook, folder, timeout=600):
     """Run a notebook top to bottom in a fresh kernel, from folder, storing its outputs."""
     from nbclient import NotebookClient
 
-    from grade import current_env_kernel  # tools/ is on the path: this script's folder
+    from tools.grade import current_env_kernel
 
     NotebookClient(notebook, **current_env_kernel(), timeout=timeout, coalesce_streams=True,
                    resources={"metadata": {"path": str(folder)}}).execute()

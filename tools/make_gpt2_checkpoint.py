@@ -32,11 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # the course modules, when run as a script
+from gpt2_weights import GPT2_HPARAM_KEYS
+from gpt_download import HF_REPO_NAMES, hub_mirror_path, published_gpt2_hparams
 
-from gpt2_weights import GPT2_HPARAM_KEYS  # noqa: E402
-from gpt_download import HF_REPO_NAMES, hub_mirror_path, published_gpt2_hparams  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 TINY_HPARAMS = {"n_vocab": 64, "n_ctx": 16, "n_embd": 8, "n_head": 2, "n_layer": 2}
 TOKENIZER_FILES = ("encoder.json", "vocab.bpe")

@@ -25,7 +25,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError
 
-from export import chapter_notebooks
+from tools.export import chapter_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ("quick", "laptop", "full")
