@@ -199,13 +199,22 @@ def check_writable(path):
 
 
 def pick_device(name):
-    """--device as a torch device: "auto" lets Chapter 5's choose_device pick."""
+    """--device as a torch device: "auto" (or None) lets Chapter 5's choose_device pick. A
+    device this machine lacks is a usage error now, not a traceback once the model moves."""
+    import torch
+
     from previous_chapters import choose_device
 
     try:
-        return choose_device(None if name == "auto" else name)
+        device = choose_device(None if name == "auto" else name)
     except (RuntimeError, ValueError) as error:
         raise UsageError(f"unusable --device {name!r}: {error}") from None
+    asked = f"unusable --device {name!r}: Device {str(device)!r} was asked for"
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"{asked}, but PyTorch sees no CUDA GPU here.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"{asked}, but Apple's MPS is not available here.")
+    return device
 
 
 def load_tokenizer():

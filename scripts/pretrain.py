@@ -40,7 +40,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 from generate import (  # noqa: E402
-    ArgumentParser, CliError, UsageError, check_writable, load_tokenizer, run_cli)
+    ArgumentParser, CliError, UsageError, check_writable, load_tokenizer, pick_device, run_cli)
 from previous_chapters import (  # noqa: E402
     GPT_CONFIG_124M,
     GPTDatasetV1,
@@ -48,13 +48,11 @@ from previous_chapters import (  # noqa: E402
     bf16_supported,
     calc_loss_batch,
     calc_loss_loader,
-    check_checkpoint_config,
-    choose_device,
     cosine_lr,
     make_optimizer,
-    read_checkpoint,
     save_gpt_checkpoint,
 )
+from safe_checkpoints import check_checkpoint_config, read_checkpoint  # noqa: E402
 
 
 class TrainingFailed(CliError):
@@ -154,10 +152,7 @@ def is_course_data_file(path):
 def setup_distributed(device_name):
     """(rank, world_size, device); starts the process group when run under torchrun."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    try:
-        device = choose_device(device_name)
-    except (RuntimeError, ValueError) as error:
-        raise UsageError(f"unusable --device {device_name!r}: {error}") from None
+    device = pick_device(device_name)
     if world_size == 1:
         return 0, 1, device
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])

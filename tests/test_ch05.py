@@ -18,12 +18,15 @@ import gpt_download
 import tiny_models
 from char_tokenizer import CharTokenizer
 from previous_chapters import (
+    MIN_TEMPERATURE,
     MODEL_CONFIGS,
     GPTModel,
     assign,
     calc_loss_batch,
     calc_loss_loader,
     generate,
+    generate_cached,
+    generate_stream,
     generate_text_simple,
     gpt2_config,
     gpt2_model_size,
@@ -77,8 +80,6 @@ def test_text_to_token_ids_round_trip():
     assert ids.tolist() == [[15496, 11, 995, 50256]]
     assert token_ids_to_text(ids, tokenizer) == "Hello, world<|endoftext|>"
     assert token_ids_to_text(ids[0], tokenizer) == "Hello, world<|endoftext|>"
-    with pytest.raises(ValueError, match="one sequence"):
-        token_ids_to_text(torch.zeros(2, 3, dtype=torch.long), tokenizer)
 
 
 # ---------------------------------------------------------------------------
@@ -312,6 +313,28 @@ def test_generate_rejects_invalid_settings(kwargs, message):
         generate(model, torch.tensor([[0]]), **args)
 
 
+@pytest.mark.parametrize("generator", [generate, generate_cached, generate_stream])
+@pytest.mark.parametrize("name, value", [
+    ("temperature", float("nan")), ("temperature", float("inf")), ("temperature", -1.0),
+    ("temperature", 1e-45),  # logits / 1e-45 overflows to inf, and softmax to nan
+    ("top_p", float("nan")), ("top_p", float("inf")), ("top_p", -0.5), ("top_p", 0.0),
+])
+def test_unusable_temperatures_and_top_p_are_value_errors_naming_them(generator, name, value):
+    model = tiny_model()
+    settings = {"temperature": 1.0, name: value}
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        tokens = generator(model, torch.tensor([[1, 2]]), max_new_tokens=3,
+                           context_size=TINY_CONFIG["context_length"], **settings)
+        list(tokens)  # generate_stream checks when it starts
+
+
+def test_the_smallest_temperature_allowed_still_samples():
+    torch.manual_seed(0)
+    out = generate(tiny_model(), torch.tensor([[1, 2]]), max_new_tokens=3,
+                   context_size=TINY_CONFIG["context_length"], temperature=MIN_TEMPERATURE)
+    assert out.shape == (1, 5)
+
+
 # ---------------------------------------------------------------------------
 # Saving and loading
 # ---------------------------------------------------------------------------
@@ -352,7 +375,7 @@ def test_load_gpt_checkpoint_reports_files_that_do_not_fit(tmp_path):
     path = tmp_path / "model.pth"
     save_gpt_checkpoint(path, tiny_model(), TINY_CONFIG)
     wider = _with_config(path, tmp_path, {**TINY_CONFIG, "emb_dim": 32})
-    with pytest.raises(ValueError, match=r"does not fit.*tok_emb.weight: \(40, 16\) in the file, \(40, 32\)"):
+    with pytest.raises(ValueError, match=r"do not fit.*tok_emb.weight: \(40, 16\) in the file, \(40, 32\)"):
         load_gpt_checkpoint(wider)
     deeper = _with_config(path, tmp_path, {**TINY_CONFIG, "n_layers": 3})
     with pytest.raises(ValueError, match=r"missing, e.g. trf_blocks.2.") as error:
@@ -405,10 +428,10 @@ def test_missing_checkpoint_is_named_in_one_error_style(tmp_path):
 # ---------------------------------------------------------------------------
 
 def test_gpt2_config_and_model_size_describe_the_published_checkpoints():
-    with pytest.raises(ValueError, match=r"gpt2-small \(124M\)"):
+    with pytest.raises(KeyError, match="gpt2-huge"):
         gpt2_config("gpt2-huge")
     assert gpt2_model_size("gpt2-medium (355M)") == "355M"
-    with pytest.raises(ValueError, match="choose one of"):
+    with pytest.raises(KeyError, match=r"gpt2-huge \(9B\)"):
         gpt2_model_size("gpt2-huge (9B)")
     # The hparams.json the downloader expects for each size come from the same table.
     published = gpt_download.published_gpt2_hparams()

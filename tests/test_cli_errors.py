@@ -61,6 +61,14 @@ def test_generate_refuses_an_unusable_temperature(checkpoints, capsys, temperatu
     assert "--temperature" in one_line_error(capsys.readouterr().err, "generate.py")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_a_device_this_machine_lacks_is_a_usage_error(checkpoints, capsys):
+    code = generate.main(["--ckpt", str(checkpoints / "lm.pth"), "--prompt", "Hi", "--device", "cuda"])
+    assert code == 2
+    error = one_line_error(capsys.readouterr().err, "generate.py")
+    assert "unusable --device 'cuda'" in error and "no CUDA GPU" in error
+
+
 @pytest.mark.needs_data
 def test_generate_reports_a_damaged_download_in_one_line(monkeypatch, capsys, tmp_path):
     import gpt_download

@@ -588,7 +588,7 @@ def test_handout_puts_a_chapter_and_its_exercises_in_one_folder(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([
         "ch05_pretraining.ipynb", "ch05_exercises.ipynb", "ch05_solutions.ipynb", "previous_chapters.py",
         "gpt_download.py", "download_engine.py", "gpt2_weights.py", "tf_checkpoint.py",
-        "exercise_checks.py", "requirements.txt"])
+        "safe_checkpoints.py", "judge_client.py", "exercise_checks.py", "requirements.txt"])
     # The exercise notebook's first cell finds the modules beside it.
     setup = nbformat.read(tmp_path / "out" / "ch05_exercises.ipynb", as_version=4).cells[1].source
     code = setup + "\nprint(sys.path[0])"

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 FRESH_COPY = ["scripts", "previous_chapters.py", "gpt_download.py", "download_engine.py",
-              "gpt2_weights.py", "tf_checkpoint.py", "data/README.md"]
+              "gpt2_weights.py", "tf_checkpoint.py", "safe_checkpoints.py", "judge_client.py",
+              "data/README.md"]
 # Appended to an example so it runs quickly; argparse keeps the last value of an option.
 SHORTER = {
     "scripts/generate.py": ["--tokens", "3", "--device", "cpu"],

@@ -5,9 +5,10 @@
 SUBMISSIONS is a folder holding one notebook per student: either STUDENT.ipynb, or a
 subfolder STUDENT/ with the notebook inside (named chNN_exercises.ipynb, or the only
 .ipynb there). Every notebook runs top to bottom in a fresh Python kernel, in a
-temporary folder of its own that holds a copy of the notebook, previous_chapters.py,
-gpt_download.py (with its support modules) and exercise_checks.py, with a time limit
-per notebook. Before it runs, its check cells are replaced by the original ones from exercises/ (a check cell that
+temporary folder of its own that holds a copy of the notebook, previous_chapters.py with
+the modules it imports (gpt_download.py and its support modules, safe_checkpoints.py,
+judge_client.py) and exercise_checks.py, with a time limit per notebook. Before it runs,
+its check cells are replaced by the original ones from exercises/ (a check cell that
 is missing is added at the end), so every exercise is checked the same way.
 
 Each exercise gets "pass", "fail" (the check rejected the answer; the detail is its
@@ -32,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SUPPORT_FILES = ["previous_chapters.py", "gpt_download.py", "download_engine.py", "gpt2_weights.py",
-                 "tf_checkpoint.py", "exercise_checks.py"]
+                 "tf_checkpoint.py", "safe_checkpoints.py", "judge_client.py", "exercise_checks.py"]
 RESULT_MIME = "application/vnd.llm-course.check+json"  # as in exercise_checks.py
 CURRENT_ENV_KERNEL = "course-current-env"
 STARTUP_GRACE_S = 60  # time to start the kernel, on top of the per-notebook limit

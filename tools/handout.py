@@ -3,9 +3,10 @@
     python tools/handout.py ch03 handout-ch03/ [--solutions]
 
 The folder gets the chapter notebook, its exercise notebook, previous_chapters.py,
-gpt_download.py and its support modules, exercise_checks.py and requirements.txt (and,
-with --solutions, the solution notebook as chNN_solutions.ipynb). Everything runs from
-that folder: the notebooks find the modules beside them. Exit status 2 for bad arguments.
+gpt_download.py and its support modules, the chapters' support modules (safe_checkpoints.py,
+judge_client.py), exercise_checks.py and requirements.txt (and, with --solutions, the
+solution notebook as chNN_solutions.ipynb). Everything runs from that folder: the notebooks
+find the modules beside them. Exit status 2 for bad arguments.
 """
 
 import argparse
@@ -14,9 +15,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# gpt_download.py and the support modules it imports (download_engine, gpt2_weights, tf_checkpoint).
+# gpt_download.py and the support modules it imports (download_engine, gpt2_weights, tf_checkpoint);
+# the support modules previous_chapters imports (safe_checkpoints, judge_client).
 MODULES = ["previous_chapters.py", "gpt_download.py", "download_engine.py", "gpt2_weights.py",
-           "tf_checkpoint.py", "exercise_checks.py", "requirements.txt"]
+           "tf_checkpoint.py", "safe_checkpoints.py", "judge_client.py", "exercise_checks.py",
+           "requirements.txt"]
 
 
 def handout_files(chapter, solutions=False):
