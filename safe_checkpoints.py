@@ -89,10 +89,10 @@ def read_model_checkpoint(path, device="cpu", config=None):
     if "model_state_dict" in checkpoint:
         config = checkpoint.get("config", config)
     else:  # a bare state_dict: torch.save(model.state_dict(), path)
-        checkpoint = {"model_state_dict": checkpoint}
+        checkpoint = {"config": config, "model_state_dict": checkpoint}
     if config is None:
         raise ValueError(f"{path} does not record the model configuration; pass config=")
-    return checked(checkpoint, config, path)
+    return checked_checkpoint(checkpoint, config, path)
 
 
 def read_classifier_checkpoint(path, device="cpu"):
@@ -108,10 +108,10 @@ def read_classifier_checkpoint(path, device="cpu"):
     if not is_whole_number(config["num_classes"], 1, MAX_CLASSES):
         raise ValueError(f"the configuration in {path} has num_classes={config['num_classes']!r}; "
                          f"it must be a whole number from 1 to {MAX_CLASSES:,}")
-    return checked(checkpoint, config, path)
+    return checked_checkpoint(checkpoint, config, path)
 
 
-def checked(checkpoint, config, path):
+def checked_checkpoint(checkpoint, config, path):
     """`checkpoint` with `config` and its model_state_dict, once they are known to fit together."""
     state_dict = without_book_mask_buffers(checkpoint["model_state_dict"], path)
     check_checkpoint_config(config, state_dict, path)
