@@ -205,11 +205,15 @@ def check(mutation, source, log_path):
 def preload(paths):
     """Import the installed packages that `paths` import at their top level, once, so the
     forked test processes start without importing them again. Modules of this repository
-    are left alone: a parent that had imported previous_chapters would hand it on unmutated."""
+    are left alone, wherever Python would find them (an editable install of another
+    checkout, too): a parent that had imported previous_chapters would hand it on unmutated."""
     for name, attributes in [(name, ()) for name in PRELOAD] + [
             item for path in paths for item in top_level_imports(path.read_text(encoding="utf-8"))]:
-        spec = importlib.util.find_spec(name.split(".")[0])
-        if spec is None or spec.origin is None or Path(spec.origin).is_relative_to(ROOT):
+        top = name.split(".")[0]
+        if (ROOT / f"{top}.py").exists() or (ROOT / top).is_dir():
+            continue
+        spec = importlib.util.find_spec(top)
+        if spec is None or spec.origin is None:
             continue
         module = importlib.import_module(name)
         for attribute in attributes:  # e.g. transformers loads GPT2LMHeadModel on first use
