@@ -29,7 +29,6 @@ import sys
 from pathlib import Path
 
 # Make the course modules importable when the script is run from anywhere.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 SIZES = ("small", "medium", "large", "xl")  # --size: "gpt2-<size> (...)" in MODEL_CONFIGS
 

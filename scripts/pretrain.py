@@ -38,10 +38,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
-sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
-from generate import (  # noqa: E402
+from scripts.generate import (
     ArgumentParser, CliError, UsageError, check_writable, load_tokenizer, pick_device, run_cli)
-from previous_chapters import (  # noqa: E402
+from previous_chapters import (
     GPT_CONFIG_124M,
     GPTDatasetV1,
     GPTModel,
@@ -52,7 +51,7 @@ from previous_chapters import (  # noqa: E402
     make_optimizer,
     save_gpt_checkpoint,
 )
-from safe_checkpoints import check_checkpoint_config, read_checkpoint  # noqa: E402
+from safe_checkpoints import check_checkpoint_config, read_checkpoint
 
 
 class TrainingFailed(CliError):

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from scripts import chat
+from scripts import generate
+from scripts import pretrain
+from previous_chapters import GPTModel, add_classification_head, save_gpt_checkpoint
+from tiny_models import TINY_GPT2_VOCAB
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
-sys.path[:0] = [str(ROOT), str(SCRIPTS)]
-import chat  # noqa: E402
-import generate  # noqa: E402
-import pretrain  # noqa: E402
-from previous_chapters import GPTModel, add_classification_head, save_gpt_checkpoint  # noqa: E402
-from tiny_models import TINY_GPT2_VOCAB  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +119,7 @@ def test_classify_with_standard_input_closed(checkpoints):
 @pytest.mark.needs_data
 def test_classify_skips_a_line_that_is_not_utf8_and_stops_quietly_at_a_closed_pipe(
         checkpoints, capsys, monkeypatch):
-    import classify
+    from scripts import classify
 
     lines = b"caf\xe9 au lait\nfirst message\nsecond message\n" * 200
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(lines), encoding="utf-8",

@@ -23,10 +23,10 @@ import torch.nn as nn
 import exercise_checks as ec
 import previous_chapters as pc
 
+from tools import grade
+from tools import make_exercises
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-import grade  # noqa: E402
-import make_exercises  # noqa: E402
 
 CHAPTERS = make_exercises.chapters()
 
@@ -582,7 +582,7 @@ def test_grader_rejects_bad_arguments_in_one_line(tmp_path, args, message):
 
 @pytest.mark.slow
 def test_handout_puts_a_chapter_and_its_exercises_in_one_folder(tmp_path):
-    import handout
+    from tools import handout
 
     assert handout.main(["ch05", str(tmp_path / "out"), "--solutions"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([

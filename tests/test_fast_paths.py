@@ -1,19 +1,16 @@
 """Tests for the fast paths: fused attention (ch03), the KV cache and the training options (appendix D)."""
 
 import re
-import sys
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from bench import random_openai_params  # noqa: E402  (the benchmark's random GPT-2 weights)
-import tiny_models  # noqa: E402
-from previous_chapters import (  # noqa: E402
+from scripts.bench import random_openai_params  # the benchmark's random GPT-2 weights
+import tiny_models
+from previous_chapters import (
     GPTModel,
     KVCache,
     MultiHeadAttention,

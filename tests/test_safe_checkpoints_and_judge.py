@@ -3,7 +3,6 @@ and a judge client that survives any reply (fake servers on 127.0.0.1 only). The
 live in the support modules safe_checkpoints and judge_client; the chapters' functions are
 tested here because they are what learners and the scripts call."""
 
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,16 +11,16 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-import previous_chapters  # noqa: E402
-import safe_checkpoints  # noqa: E402
-from judge_client import JudgeError  # noqa: E402
-from previous_chapters import (  # noqa: E402
+import previous_chapters
+import safe_checkpoints
+from judge_client import JudgeError
+from previous_chapters import (
     GPT_CONFIG_124M, GPTModel, add_classification_head, load_classifier_checkpoint,
     load_gpt_checkpoint, parse_score, query_model, save_gpt_checkpoint,
 )
-from tiny_models import TINY  # noqa: E402
+from tiny_models import TINY
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def tiny_model(seed=0):
