@@ -31,9 +31,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tools.handout import COURSE_MODULES
+
 ROOT = Path(__file__).resolve().parent.parent
-SUPPORT_FILES = ["previous_chapters.py", "gpt_download.py", "download_engine.py", "gpt2_weights.py",
-                 "tf_checkpoint.py", "safe_checkpoints.py", "judge_client.py", "exercise_checks.py"]
+SUPPORT_FILES = COURSE_MODULES  # what the notebook imports, copied beside it
 RESULT_MIME = "application/vnd.llm-course.check+json"  # as in exercise_checks.py
 CURRENT_ENV_KERNEL = "course-current-env"
 STARTUP_GRACE_S = 60  # time to start the kernel, on top of the per-notebook limit

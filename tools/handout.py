@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# gpt_download.py and the support modules it imports (download_engine, gpt2_weights, tf_checkpoint);
-# the support modules previous_chapters imports (safe_checkpoints, judge_client).
-MODULES = ["previous_chapters.py", "gpt_download.py", "download_engine.py", "gpt2_weights.py",
-           "tf_checkpoint.py", "safe_checkpoints.py", "judge_client.py", "exercise_checks.py",
-           "requirements.txt"]
+# The modules a chapter runs with, beside it: previous_chapters.py, gpt_download.py and the
+# support modules they import, and exercise_checks.py. pyproject.toml installs the same ones.
+COURSE_MODULES = ["previous_chapters.py", "gpt_download.py", "download_engine.py", "gpt2_weights.py",
+                  "tf_checkpoint.py", "safe_checkpoints.py", "judge_client.py", "exercise_checks.py"]
+MODULES = [*COURSE_MODULES, "requirements.txt"]
 
 
 def handout_files(chapter, solutions=False):
