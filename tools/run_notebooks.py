@@ -17,6 +17,7 @@ notebooks there instead (to compare runs), `--dry-run` writes nothing.
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -93,16 +94,26 @@ class ProgressClient(NotebookClient):
         self.peak_mib = peak_memory_mib(pid) if pid else None
 
 
+PROGRESS_BAR = re.compile(r"[^|\n]*\d+%\|")
+
+
 def final_screen_text(text):
     """What a terminal shows of text that redraws its lines with carriage returns (progress
     bars): the last state of each line."""
     return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
 
 
+def is_progress_bar(text):
+    """True for text that is only tqdm bars ("epoch 1:  40%|████      | 2/5 [00:08<00:13]")."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return bool(lines) and all(PROGRESS_BAR.match(line) for line in lines)
+
+
 def keep_final_screen(nb):
     """Store what the reader's screen showed, not every redraw of a progress bar (a long
-    loop redraws its bar thousands of times, each redraw a separate output); bars that
-    erased themselves leave nothing."""
+    loop redraws its bar thousands of times, each redraw a separate output), and not the
+    finished bars either: they told a waiting learner how far the loop was, and in a
+    stored notebook they are only clutter between the lines the cell printed."""
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -117,8 +128,8 @@ def keep_final_screen(nb):
         for output in outputs:
             if output.output_type == "stream":
                 output.text = final_screen_text(output.text)
-        cell.outputs = [output for output in outputs
-                        if output.output_type != "stream" or output.text.strip()]
+        cell.outputs = [output for output in outputs if output.output_type != "stream" or (
+            output.text.strip() and not (output.name == "stderr" and is_progress_bar(output.text)))]
     return nb
 
 
