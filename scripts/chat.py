@@ -38,7 +38,6 @@ import sys
 from pathlib import Path
 
 # Make the course modules (and generate.py, whose loading code we share) importable.
-SCRIPTS = Path(__file__).resolve().parent
 
 from scripts.generate import (
     SIZES, ArgumentParser, DownloadFailed, UsageError, add_decoding_args, add_source_arg,

@@ -20,8 +20,6 @@ from previous_chapters import (
 )
 from tiny_models import TINY
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def tiny_model(seed=0):
     torch.manual_seed(seed)

@@ -3,7 +3,6 @@ OpenAI's TensorFlow files, and a damaged download is refused (issue 14)."""
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ from tools.make_gpt2_checkpoint import (
     save_with_tensorflow_saver, write_hub_files,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow  # TensorFlow writes the OpenAI-format copies compared here
 

@@ -22,9 +22,7 @@ import resource
 import subprocess
 import sys
 from functools import partial
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 
 VARIANTS = {  # name: (batch size, accumulation steps, keep params)
     "book": (8, 1, True),
