@@ -1,6 +1,7 @@
 """The test session sets up what the tests need, so `python -m pytest` runs on any clone.
 
-- Chapters 5-7 run at the quick size, unless the caller chose one (LLM_COURSE_RUN).
+- Chapters 5-7 run at the quick size, unless the caller chose one (LLM_COURSE_RUN), and
+  in float32 (LLM_COURSE_DTYPE), unless the caller chose otherwise.
 - The repository is on PYTHONPATH, so the tools run in subprocesses import its modules.
 - With LLM_COURSE_MIRROR unset and the course data at hand (the folder LLM_COURSE_DATA
   names, else ../shared/data beside the repository), the session serves that data on
@@ -42,6 +43,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", f"needs_data: {NO_DATA.replace('needs', 'uses')}")
     if not os.environ.get("LLM_COURSE_RUN") and not os.environ.get("LLM_COURSE_QUICK"):
         os.environ["LLM_COURSE_RUN"] = "quick"
+    # float32 everywhere, so results do not depend on the machine's bfloat16 speed; the
+    # bfloat16 tests ask for it themselves.
+    os.environ.setdefault("LLM_COURSE_DTYPE", "float32")
     # The tools the tests run in processes of their own find the course's modules as they
     # would after `pip install -e .`.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))

@@ -44,9 +44,10 @@ from previous_chapters import (
     GPT_CONFIG_124M,
     GPTDatasetV1,
     GPTModel,
-    bf16_supported,
+    autocast,
     calc_loss_batch,
     calc_loss_loader,
+    choose_dtype,
     cosine_lr,
     make_optimizer,
     save_gpt_checkpoint,
@@ -84,7 +85,9 @@ def parse_args(argv=None):
     train.add_argument("--max-grad-norm", type=float, default=None, help="clip gradients to this norm")
     train.add_argument("--seed", type=int, default=123)
     train.add_argument("--device", help="cpu, cuda, mps (default: choose_device())")
-    train.add_argument("--bf16", action="store_true", help="bfloat16 autocast where supported")
+    train.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                       help="number format of the matrix products (bfloat16 autocast keeps the weights "
+                            "float32); auto: choose_dtype(), bfloat16 only where it is fast")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
     out = parser.add_argument_group("output")
     out.add_argument("--out", type=Path, default=Path("models/pretrain.pth"), help="checkpoint file")
@@ -306,9 +309,9 @@ def train(argv=None):
         train_model = DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
     if args.compile:
         train_model = torch.compile(train_model)
-    use_bf16 = args.bf16 and bf16_supported(device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
-    log(f"{world_size} process(es) on {device.type}, global batch {args.batch_size} = {world_size} x "
+    dtype = choose_dtype(device) if args.dtype == "auto" else getattr(torch, args.dtype)
+    log(f"{world_size} process(es) on {device.type} in {str(dtype).removeprefix('torch.')}, "
+        f"global batch {args.batch_size} = {world_size} x "
         f"{args.accumulation_steps} x {micro_batch_size} sequences of {context_length} tokens, "
         f"{steps_per_epoch} steps per epoch, {sum(p.numel() for p in model.parameters()):,} parameters")
 
@@ -327,7 +330,7 @@ def train(argv=None):
             # Between processes, gradients are averaged once per step, after the last micro-batch.
             sync = contextlib.nullcontext() if last or world_size == 1 else train_model.no_sync()
             with sync:
-                with autocast:
+                with autocast(device, dtype):
                     loss = calc_loss_batch(input_batch, target_batch, train_model, device)
                 (loss / len(micro_batches)).backward()  # gradients add up over the micro-batches
             loss_sum += loss.item()

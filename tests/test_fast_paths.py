@@ -272,7 +272,7 @@ def test_train_model_bf16_runs_and_learns(capsys):
     model = tiny_model().train()
     optimizer = make_optimizer(model, lr=1e-2)
     train_losses, *_ = train_model(model, loader(2), loader(2), optimizer, "cpu", n_epochs=3,
-                                     eval_freq=4, eval_iter=4, bf16=True)
+                                     eval_freq=4, eval_iter=4, dtype=torch.bfloat16)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert np.isfinite(train_losses).all() and train_losses[-1] < train_losses[0]
 

@@ -11,7 +11,7 @@ resident memory:
 - del params: the same, with the arrays deleted once they are copied into the model;
 - batch 2 x 4: also batches of 2 with the gradients of 4 added up before each step
   (`train_model(..., accumulation_steps=4)`, Appendix D): the same 8 examples per step.
-Computing in bfloat16 (`train_model(..., bf16=True)`) is left out: it saves only activation
+Computing in bfloat16 (`train_model(..., dtype=torch.bfloat16)`) is left out: it saves only activation
 memory, which is small here, and on CPUs without bfloat16 instructions it is very slow.
 """
 
