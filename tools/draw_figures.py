@@ -257,10 +257,11 @@ def gpt_on_meta(cfg):
         return GPTModel(cfg)
 
 
-# The six 3-d input vectors of Chapter 3 (Section 3.1 of the notebook).
+# The six 3-d input vectors of Chapter 3 (Section 3.1 of the notebook), the book's.
 CH03_TOKENS = ["Your", "journey", "starts", "with", "one", "step"]
-CH03_INPUTS = [[0.72, 0.31, 0.18], [0.25, 0.90, 0.47], [0.30, 0.82, 0.55],
-               [0.61, 0.12, 0.74], [0.10, 0.44, 0.93], [0.88, 0.66, 0.20]]
+CH03_INPUTS = [[0.43, 0.15, 0.89], [0.55, 0.87, 0.66], [0.57, 0.85, 0.64],
+               [0.22, 0.58, 0.33], [0.77, 0.25, 0.10], [0.05, 0.80, 0.55]]
+CH03_SEED = 789  # the seed of SelfAttention_v2 in Section 3.3.2, whose weights Section 3.4 masks
 # The toy next-word logits of Chapter 5, Section 5.6.1 ("Tomorrow will be ...").
 CH05_WORDS = ["sunny", "rainy", "cloudy", "windy", "snowy", "foggy", "stormy", "humid"]
 CH05_LOGITS = [4.2, 3.1, 3.6, 1.5, -0.8, 0.9, 1.2, 2.0]
@@ -458,7 +459,7 @@ def draw_ch03_one_query():
     write(ax, 8.65, cy + 0.05, "\u03a3\u1d62 weight\u1d62 \u00b7 x\u2071", size=10.5)
     write(ax, 8.65, cy - 0.45, "[" + ", ".join(f"{v:.2f}" for v in context) + "]", size=9.5,
           family=MONO)
-    write(ax, 0.15, 0.2, "Numbers from the six 3-d input vectors of Section 3.1 "
+    write(ax, 0.15, 0.2, "Numbers from the book's six 3-d input vectors of Section 3.1 "
           "(no trainable weights yet).", size=9.5, ha="left", color=MUTED)
     return fig
 
@@ -513,7 +514,7 @@ def ch03_causal_weights():
 
     from previous_chapters import CausalAttention
     x = torch.tensor(CH03_INPUTS)
-    torch.manual_seed(123)
+    torch.manual_seed(CH03_SEED)  # the same three nn.Linear draws as SelfAttention_v2's
     ca = CausalAttention(3, 2, context_length=6, dropout=0.0)
     with torch.no_grad():
         queries, keys = ca.W_query(x), ca.W_key(x)
@@ -556,7 +557,7 @@ def draw_ch03_causal_mask():
     write(ax, 0.2, 0.5, "Rows are queries, columns keys. Setting the future scores to \u2212\u221e "
           "before one softmax gives exactly matrix \u2462.", size=10, ha="left")
     write(ax, 0.2, 0.2, "The weights of Section 3.4: d_in = 3, d_out = 2, random initial weights "
-          "(seed 123), on the inputs of Section 3.1.", size=9.5, ha="left", color=MUTED)
+          f"(seed {CH03_SEED}), on the inputs of Section 3.1.", size=9.5, ha="left", color=MUTED)
     return fig
 
 
@@ -1339,7 +1340,7 @@ FIGURES = [
            "The query journey is scored against all six input vectors, the scores become "
            "softmax weights, and the weighted sum gives the context vector.",
            draw_ch03_one_query,
-           "Numbers from the six input vectors of Section 3.1."),
+           "Numbers from the book's six input vectors of Section 3.1."),
     Figure("ch03_qkv_projections", "ch03_attention.ipynb", "7ca5e27d",
            "Three weight matrices project the same inputs into queries, keys and values; "
            "queries meet keys in a (tokens \u00d7 tokens) score matrix, and the weights mix "
@@ -1352,7 +1353,7 @@ FIGURES = [
            "makes each sum to 1 again, exactly what a softmax over \u2212\u221e scores gives.",
            "Three 6 by 6 attention weight matrices: unmasked, with the upper triangle zeroed "
            "(row sums below 1), and renormalised (row sums 1).", draw_ch03_causal_mask,
-           "The weights of Section 3.4: random initial weights (seed 123), so nearly uniform."),
+           "The weights of Section 3.4: random initial weights (seed 789), so nearly uniform."),
     Figure("ch03_split_heads", "ch03_attention.ipynb", "72fec500",
            "Multi-head attention splits the d_out columns into heads, runs attention in each "
            "head separately, and puts the results back side by side before out_proj.",
