@@ -1148,26 +1148,6 @@ def train_classifier_simple(model, train_loader, val_loader, optimizer, device,
     return train_losses, val_losses, train_accs, val_accs, examples_seen
 
 
-def plot_values(epochs_seen, examples_seen, train_values, val_values, label="loss"):
-    """Training and validation curves against epochs (bottom axis) and examples seen (top)."""
-    import matplotlib.pyplot as plt  # here, not at the top: importing the course code stays quick
-
-    fig, ax1 = plt.subplots(figsize=(5, 3))
-    ax1.plot(epochs_seen, train_values, label=f"Training {label}")
-    ax1.plot(epochs_seen, val_values, linestyle="-.", label=f"Validation {label}")
-    ax1.set_xlabel("Epochs")
-    ax1.set_ylabel(label.capitalize())
-    ax1.legend()
-
-    # A second x-axis sharing the y-axis; an invisible plot sets its range.
-    ax2 = ax1.twiny()
-    ax2.plot(examples_seen, train_values, alpha=0)
-    ax2.set_xlabel("Examples seen")
-
-    fig.tight_layout()
-    return fig
-
-
 def check_frozen_below_last_block(model):
     """Raise ValueError unless the embeddings and all blocks but the last are frozen and
     dropout-free, so that their output for a message never changes."""
@@ -1226,6 +1206,26 @@ class TrainableTop(nn.Module):
         x = self.last_block(hidden_states)  # (batch_size, num_tokens, emb_dim)
         x = self.final_norm(x)
         return self.out_head(x)  # (batch_size, num_tokens, num_classes)
+
+
+def plot_values(epochs_seen, examples_seen, train_values, val_values, label="loss"):
+    """Training and validation curves against epochs (bottom axis) and examples seen (top)."""
+    import matplotlib.pyplot as plt  # here, not at the top: importing the course code stays quick
+
+    fig, ax1 = plt.subplots(figsize=(5, 3))
+    ax1.plot(epochs_seen, train_values, label=f"Training {label}")
+    ax1.plot(epochs_seen, val_values, linestyle="-.", label=f"Validation {label}")
+    ax1.set_xlabel("Epochs")
+    ax1.set_ylabel(label.capitalize())
+    ax1.legend()
+
+    # A second x-axis sharing the y-axis; an invisible plot sets its range.
+    ax2 = ax1.twiny()
+    ax2.plot(examples_seen, train_values, alpha=0)
+    ax2.set_xlabel("Examples seen")
+
+    fig.tight_layout()
+    return fig
 
 
 def classifier_predictions(data_loader, model, device, num_batches=None):
@@ -1297,7 +1297,9 @@ class LoRALayer(nn.Module):
     def __init__(self, in_dim, out_dim, rank, alpha):
         super().__init__()
         self.A = nn.Parameter(torch.empty(in_dim, rank))
-        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))  # as nn.Linear initialises its weights
+        # As nn.Linear initialises its weights. kaiming_uniform_ takes a matrix's fan-in from
+        # its second dimension: that of A.T is in_dim (A's own is the rank).
+        nn.init.kaiming_uniform_(self.A.T, a=math.sqrt(5))
         self.B = nn.Parameter(torch.zeros(rank, out_dim))  # zero: no change before training
         self.alpha = alpha
 

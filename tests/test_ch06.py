@@ -241,6 +241,16 @@ def test_lora_layer_starts_at_zero_and_scales_by_alpha():
     assert torch.equal(layer(x), torch.zeros(2, 5))
 
 
+def test_lora_a_starts_scaled_like_a_linear_layers_weights():
+    # nn.Linear draws its weights within +-1/sqrt(in_features); A, stored (in_dim, rank), must
+    # take in_dim as its fan-in too, not the rank (which would make it sqrt(in_dim / rank) larger).
+    torch.manual_seed(123)
+    for in_dim in (768, 3072):
+        a = LoRALayer(in_dim, 8, rank=16, alpha=16).A
+        bound = 1 / math.sqrt(in_dim)
+        assert a.abs().max() <= bound and a.abs().max() > 0.9 * bound
+
+
 def test_replace_linear_with_lora_wraps_every_linear_layer():
     rank = 2
     model = tiny_classifier(bias=[0.1, 0.2])

@@ -7,7 +7,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from previous_chapters import (GPTModel, TrainableTop, add_classification_head,
-                               frozen_features, train_classifier_simple)
+                               calc_accuracy_loader, classifier_predictions, frozen_features,
+                               train_classifier_simple)
 from tiny_models import tiny_config
 
 TINY = tiny_config(n_layers=3)  # two frozen blocks below the trained one (trf_blocks.2)
@@ -76,6 +77,24 @@ def test_training_on_frozen_features_matches_the_book_loop():
         torch.testing.assert_close(fast_state[name], book_state[name], atol=1e-5, rtol=0)
     trained = [name for name in book_state if name.startswith(("trf_blocks.2.", "final_norm", "out_head"))]
     assert not torch.equal(tiny_classifier().state_dict()[trained[0]], book_state[trained[0]])
+
+
+def test_predictions_from_frozen_features_are_the_whole_models():
+    """The chapter computes its whole-split accuracies and test metrics from the features."""
+    model = tiny_classifier()
+    top = TrainableTop(model)
+    train_loader, val_loader = loaders()
+    in_order = DataLoader(messages(22, seed=1), batch_size=BATCH_SIZE)  # a last batch of 2
+    for loader in (val_loader, in_order):
+        predictions, labels = classifier_predictions(loader, model, "cpu")
+        feature_predictions, feature_labels = classifier_predictions(
+            frozen_features(model, loader, "cpu"), top, "cpu")
+        assert torch.equal(feature_labels, labels)
+        assert torch.equal(feature_predictions, predictions)
+        assert len(set(predictions.tolist())) == 2  # both classes: the agreement says something
+    # The shuffled training loader: the same batches, so the same accuracy over them.
+    feature_loader = frozen_features(model, train_loader, "cpu")
+    assert calc_accuracy_loader(feature_loader, top, "cpu") == calc_accuracy_loader(train_loader, model, "cpu")
 
 
 def test_trainable_top_shares_the_models_modules():

@@ -72,7 +72,9 @@ def test_progress_bars_are_stored_as_the_screen_showed_them():
         stream(name="stdout", text="The"), stream(name="stdout", text=" answer\n"),  # streamed tokens
         stream(name="stderr", text="\repoch 2:  50%|█████     | 1/2 [00:03<00:03]"),
         stream(name="stderr", text="\repoch 2: 100%|██████████| 2/2 [00:06<00:00]\n"),  # a finished bar
+        stream(name="stdout", text="train loss 0.5\n"),  # after the bar: one text with the line before
     ]
     outputs = run_notebooks.keep_final_screen(nb).cells[0].outputs
     assert [(o.name, o.text) for o in outputs] == [
-        ("stdout", "train loss 1.0\n"), ("stderr", "epoch 1: 2/2\n"), ("stdout", "The answer\n")]
+        ("stdout", "train loss 1.0\n"), ("stderr", "epoch 1: 2/2\n"),
+        ("stdout", "The answer\ntrain loss 0.5\n")]

@@ -117,20 +117,28 @@ def keep_final_screen(nb):
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        outputs = []
-        for output in cell.outputs:
-            previous = outputs[-1] if outputs else None
-            if (output.output_type == "stream" and previous is not None
-                    and previous.output_type == "stream" and previous.name == output.name):
-                previous.text += output.text  # one stream, as the screen shows it
-            else:
-                outputs.append(output)
+        outputs = merge_streams(cell.outputs)
         for output in outputs:
             if output.output_type == "stream":
                 output.text = final_screen_text(output.text)
-        cell.outputs = [output for output in outputs if output.output_type != "stream" or (
-            output.text.strip() and not (output.name == "stderr" and is_progress_bar(output.text)))]
+        # With the bars gone, the lines printed before and after one are one text again.
+        cell.outputs = merge_streams([output for output in outputs if output.output_type != "stream" or (
+            output.text.strip() and not (output.name == "stderr" and is_progress_bar(output.text)))])
     return nb
+
+
+def merge_streams(outputs):
+    """The outputs with each run of consecutive texts of one stream joined into one, as the
+    screen shows them."""
+    merged = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.output_type == "stream" and previous is not None
+                and previous.output_type == "stream" and previous.name == output.name):
+            previous.text += output.text
+        else:
+            merged.append(output)
+    return merged
 
 
 def run_notebook(path, cell_timeout):
