@@ -76,3 +76,16 @@ def test_progress_bars_are_stored_as_the_screen_showed_them():
     outputs = run_notebooks.keep_final_screen(nb).cells[0].outputs
     assert [(o.name, o.text) for o in outputs] == [
         ("stdout", "train loss 1.0\n"), ("stderr", "epoch 1: 2/2\n"), ("stdout", "The answer\n")]
+
+
+def test_printed_lines_between_finished_bars_are_stored_as_one_output():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("train()")])
+    stream = partial(nbformat.v4.new_output, "stream")
+    nb.cells[0].outputs = [
+        stream(name="stdout", text="Epoch 1: loss 2.0\n"),
+        stream(name="stderr", text="\repoch 1: 100%|██████████| 2/2 [00:06<00:00]\n"),
+        stream(name="stdout", text="Epoch 2: loss"), stream(name="stdout", text=" 1.0\n"),  # one print, two flushes
+        stream(name="stderr", text="\repoch 2: 100%|██████████| 2/2 [00:06<00:00]\n"),
+    ]
+    outputs = run_notebooks.keep_final_screen(nb).cells[0].outputs
+    assert [(o.name, o.text) for o in outputs] == [("stdout", "Epoch 1: loss 2.0\nEpoch 2: loss 1.0\n")]

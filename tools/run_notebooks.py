@@ -109,6 +109,21 @@ def is_progress_bar(text):
     return bool(lines) and all(PROGRESS_BAR.match(line) for line in lines)
 
 
+def join_streams(outputs):
+    """Outputs with every run of consecutive outputs of one stream joined into one. The
+    kernel sends what a cell prints in pieces, whenever its I/O thread flushes (a flush
+    between the words of one print() would otherwise split a line in two outputs)."""
+    joined = []
+    for output in outputs:
+        previous = joined[-1] if joined else None
+        if (output.output_type == "stream" and previous is not None
+                and previous.output_type == "stream" and previous.name == output.name):
+            previous.text += output.text  # one stream, as the screen shows it
+        else:
+            joined.append(output)
+    return joined
+
+
 def keep_final_screen(nb):
     """Store what the reader's screen showed, not every redraw of a progress bar (a long
     loop redraws its bar thousands of times, each redraw a separate output), and not the
@@ -117,19 +132,13 @@ def keep_final_screen(nb):
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        outputs = []
-        for output in cell.outputs:
-            previous = outputs[-1] if outputs else None
-            if (output.output_type == "stream" and previous is not None
-                    and previous.output_type == "stream" and previous.name == output.name):
-                previous.text += output.text  # one stream, as the screen shows it
-            else:
-                outputs.append(output)
+        outputs = join_streams(cell.outputs)
         for output in outputs:
             if output.output_type == "stream":
                 output.text = final_screen_text(output.text)
-        cell.outputs = [output for output in outputs if output.output_type != "stream" or (
+        kept = [output for output in outputs if output.output_type != "stream" or (
             output.text.strip() and not (output.name == "stderr" and is_progress_bar(output.text)))]
+        cell.outputs = join_streams(kept)  # the printed lines that stood between bars: one output
     return nb
 
 
