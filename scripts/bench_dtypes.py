@@ -42,7 +42,7 @@ from gpt_download import download_data_file
 from previous_chapters import (GPTModel, InstructionDataset, add_classification_head, autocast,
                                bf16_speedup, calc_loss_batch, choose_dtype, create_dataloader_v1,
                                custom_collate_fn, generate_responses, gpt2_tokenizer,
-                               split_instruction_data)
+                               model_for_answers, split_instruction_data)
 from scripts.bench_chapters import OneLineParser, model_config, positive_int, spam_datasets, starting_model
 
 DEVICE = torch.device("cpu")
@@ -183,7 +183,7 @@ def bench_ch07_answers(args, tokenizer, chosen):
     batches = [test_data[i:i + 8] for i in range(0, 8 * (args.answer_batches + 1), 8)]
 
     def measure(dtype):
-        answering = model if dtype in (None, torch.float32) else copy.deepcopy(model).to(dtype)
+        answering = model if dtype is None else model_for_answers(model, dtype)
         return per_unit_seconds(lambda entries: generate_responses(answering, tokenizer, entries,
                                                                    args.ch7_tokens), batches, None)
 

@@ -10,7 +10,7 @@ import previous_chapters
 import tiny_models
 from gpt_download import download_data_file
 from previous_chapters import (GPTModel, autocast, choose_dtype, create_dataloader_v1, gpt2_tokenizer,
-                               train_model_simple)
+                               model_for_answers, train_model_simple)
 
 
 def test_the_variable_decides_when_set(monkeypatch):
@@ -108,3 +108,14 @@ def test_bfloat16_training_learns_what_float32_learns():
     # bfloat16 rounds each product to about three digits; the losses agree far closer than
     # the tenths by which they fall (a model stuck on stale weights is off by about 0.4).
     assert max(abs(a - b) for a, b in zip(float32, bfloat16)) < 0.01
+
+
+def test_answers_use_bfloat16_weights_only_in_a_copy():
+    model = tiny_models.tiny_model(tiny_models.TINY)
+    assert model_for_answers(model, torch.float32) is model
+    copy = model_for_answers(model, torch.bfloat16)
+    assert {p.dtype for p in copy.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in model.parameters()} == {torch.float32}  # the trained weights stay
+    x = torch.randint(0, tiny_models.TINY["vocab_size"], (1, 8))
+    with torch.no_grad():
+        assert torch.allclose(copy(x).float(), model(x), atol=0.1)
