@@ -69,7 +69,8 @@ def fresh_copy(tmp_path_factory):
 def test_readme_has_an_example_of_every_script():
     scripts = {word for words in EXAMPLES for word in words if word.startswith("scripts/")}
     assert scripts == {"scripts/generate.py", "scripts/classify.py", "scripts/chat.py",
-                       "scripts/pretrain.py", "scripts/bench.py", "scripts/bench_chapters.py"}
+                       "scripts/pretrain.py", "scripts/bench.py", "scripts/bench_chapters.py",
+                       "scripts/bench_dtypes.py"}
 
 
 @pytest.mark.needs_data
