@@ -34,6 +34,7 @@ NOT_RUN = {  # what a test can't run in a few seconds, and why
     "torchrun": "starts several processes (tests/test_pretrain_ddp.py runs pretrain.py under torchrun)",
     "scripts/bench.py": "a benchmark of minutes that needs transformers",
     "scripts/bench_chapters.py": "a benchmark of many minutes (tests/test_bench_chapters.py runs it tiny)",
+    "scripts/bench_dtypes.py": "a benchmark of many minutes (tests/test_bench_dtypes.py runs it tiny)",
 }
 
 
