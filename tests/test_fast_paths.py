@@ -348,3 +348,32 @@ def test_choose_device(monkeypatch):
         monkeypatch.delenv("LLM_COURSE_DEVICE")
         expected = "mps" if torch.backends.mps.is_available() else "cpu"
         assert choose_device() == torch.device(expected)
+
+
+# ---------------------------------------------------------------- scripts/bench.py --load-only
+
+def test_bench_load_probe_measures_both_ways_of_loading(monkeypatch, capsys):
+    import json
+    import scripts.bench as bench
+
+    monkeypatch.setattr(bench, "BENCH_CONFIG", TINY)  # the probe's model, at toy size
+    for kind in ("book", "lean"):
+        bench.load_probe(kind)
+        result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert set(result) == {"peak_extra_mib", "model_mib", "seconds", "seconds_again"}
+        params = sum(p.numel() for p in tiny_model().parameters())
+        assert result["model_mib"] * 2**20 >= params * 4  # float32 weights (and the masks)
+        assert np.isfinite(result["peak_extra_mib"]) and result["seconds"] >= 0
+
+
+def test_bench_load_only_needs_no_transformers(monkeypatch, capsys):
+    import sys
+    import scripts.bench as bench
+
+    fake = {"peak_extra_mib": 1.0, "model_mib": 2.0, "seconds": 0.5, "seconds_again": 0.25}
+    monkeypatch.setattr(bench, "measure_loading", lambda threads: {"book": fake, "lean": fake})
+    monkeypatch.setattr(sys, "argv", ["bench.py", "--load-only"])
+    monkeypatch.setitem(sys.modules, "transformers", None)  # importing it would fail
+    bench.main()
+    printed = capsys.readouterr().out
+    assert "GPTModel(cfg) + load_weights_into_gpt" in printed and "build_gpt_from_params" in printed
