@@ -899,18 +899,39 @@ def make_optimizer(model, lr=4e-4, weight_decay=0.1):
 
 
 def cosine_lr(step, max_lr, total_steps, warmup_steps=0, min_lr=0.0, initial_lr=3e-05):
-    """Learning rate at optimizer step `step` (from 0), as in the book's appendix D: a linear
-    warm-up from initial_lr that reaches max_lr at step warmup_steps, then a cosine decay to
-    min_lr by step total_steps."""
+    """Learning rate at optimizer step `step` (from 0) of a run of total_steps steps, as in the
+    book's appendix D: a linear warm-up from initial_lr that reaches max_lr at step
+    warmup_steps, then a cosine decay that reaches min_lr at the last step, total_steps - 1."""
     if step < warmup_steps:
         return initial_lr + step * (max_lr - initial_lr) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))  # 0 -> 1
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - 1 - warmup_steps))  # 0 -> 1
     return min_lr + (max_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def accumulation_groups(loader, accumulation_steps):
+    """One epoch of `loader` in lists of accumulation_steps batches, one list per optimizer step.
+
+    The batches left over at the end (fewer than accumulation_steps) are dropped, so every
+    epoch makes len(loader) // accumulation_steps steps and no gradient crosses an epoch.
+    """
+    group = []
+    for batch in loader:
+        group.append(batch)
+        if len(group) == accumulation_steps:
+            yield group
+            group = []
+
+
+def gradient_norm(model):
+    """The total L2 norm of all of the model's gradients, the norm clip_grad_norm_ clips."""
+    norms = [p.grad.detach().norm() for p in model.parameters() if p.grad is not None]
+    return torch.stack(norms).norm().item() if norms else 0.0
 
 
 def train_model(model, train_loader, val_loader, optimizer, device, n_epochs, eval_freq, eval_iter,
                 start_context=None, tokenizer=None, warmup_steps=0, initial_lr=3e-05, min_lr=None, *,
-                accumulation_steps=1, max_grad_norm=None, dtype=torch.float32, compile_model=False):
+                accumulation_steps=1, max_grad_norm=None, dtype=torch.float32, compile_model=False,
+                grad_norms=None):
     """train_model_simple, plus the options of real training runs (all off by default).
 
     The arguments up to min_lr are those of the book's appendix D version.
@@ -920,44 +941,51 @@ def train_model(model, train_loader, val_loader, optimizer, device, n_epochs, ev
         (None: stay at the peak).
     max_grad_norm: once the warm-up is over, clip the gradients' total norm to this value
         (None: no clipping; the book always clips to 1.0).
-    accumulation_steps: add up the gradients of this many batches before each optimizer step.
+    accumulation_steps: add up the gradients of this many batches before each optimizer step;
+        each epoch makes len(train_loader) // accumulation_steps steps, and the batches left
+        over at its end are skipped (see accumulation_groups).
     dtype: torch.bfloat16 computes the matrix products in bfloat16 (autocast; see choose_dtype
         in Chapter 5); the weights stay float32.
     compile_model: run the model through torch.compile.
+    grad_norms: a list; every optimizer step appends the gradients' (norm before, norm after) clipping.
     Returns (train_losses, val_losses, track_tokens_seen, track_lrs): the lists of
     train_model_simple, plus the learning rate of every optimizer step (as the book does).
     """
     if eval_freq < 1 or accumulation_steps < 1:
         raise ValueError("eval_freq and accumulation_steps must be at least 1, "
                          f"got {eval_freq} and {accumulation_steps}")
+    steps_per_epoch = len(train_loader) // accumulation_steps
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(train_loader)} training batches make no step of {accumulation_steps}")
     peak_lr = optimizer.param_groups[0]["lr"]
-    total_steps = n_epochs * (len(train_loader) // accumulation_steps)
+    total_steps = n_epochs * steps_per_epoch
     run_model = torch.compile(model) if compile_model else model  # shares model's parameters
 
     train_losses, val_losses, track_tokens_seen, track_lrs = [], [], [], []
-    tokens_seen, step, micro_step = 0, 0, 0
+    tokens_seen, step = 0, 0
     optimizer.zero_grad()
     for epoch in range(n_epochs):
         run_model.train()
-        for input_batch, target_batch in train_loader:
-            with autocast(device, dtype):
-                loss = calc_loss_batch(input_batch, target_batch, run_model, device)
-            if not torch.isfinite(loss):  # NaN or inf: every later update would be garbage
-                raise FloatingPointError(f"the training loss became {loss.item()} at step {step}; "
-                                         "try a lower learning rate")
-            (loss / accumulation_steps).backward()  # gradients add up over the micro-batches
-            tokens_seen += input_batch.numel()
-            micro_step += 1
-            if micro_step % accumulation_steps != 0:
-                continue  # keep accumulating
+        for batches in accumulation_groups(train_loader, accumulation_steps):  # one optimizer step
+            for input_batch, target_batch in batches:
+                with autocast(device, dtype):
+                    loss = calc_loss_batch(input_batch, target_batch, run_model, device)
+                if not torch.isfinite(loss):  # NaN or inf: every later update would be garbage
+                    raise FloatingPointError(f"the training loss became {loss.item()} at step {step}; "
+                                             "try a lower learning rate")
+                (loss / accumulation_steps).backward()  # gradients add up over the micro-batches
+                tokens_seen += input_batch.numel()
 
             lr = cosine_lr(step, peak_lr, total_steps, warmup_steps,
                            peak_lr if min_lr is None else min_lr, initial_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             track_lrs.append(lr)
+            norm_before = gradient_norm(model) if grad_norms is not None else None
             if max_grad_norm is not None and step >= warmup_steps:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            if grad_norms is not None:
+                grad_norms.append((norm_before, gradient_norm(model)))
             optimizer.step()
             optimizer.zero_grad()
 

@@ -2,9 +2,10 @@
 
     python scripts/bench.py                      # CPU (or the GPU choose_device finds), fp32
     python scripts/bench.py --dtype bf16 --compile --new-tokens 200 --steps 5
+    python scripts/bench.py --load-only          # only the two ways of loading (Appendix D.4)
 
 It needs Hugging Face's transformers (in requirements-test.txt) and takes a few minutes
-on a laptop CPU.
+on a laptop CPU; --load-only needs neither and takes seconds.
 
 Both models get one set of random GPT-2 124M weights in OpenAI's checkpoint layout: ours
 through build_gpt_from_params, Hugging Face's GPT2LMHeadModel by copying the same arrays
@@ -395,11 +396,7 @@ def report(args, device, ceiling, n_matmul, gen, train, load):
         100 * train_flops * train["HF"]["tok_s"] / ceiling, "{:.1f}%", ratio=False)
     print(f"first training loss: ours {train['ours']['losses'][0]:.5f}, HF {train['HF']['losses'][0]:.5f}")
 
-    print(f"\nLoading the {load['book']['model_mib']:.0f} MiB checkpoint into GPTModel (fresh subprocesses):")
-    for kind, label in (("book", "GPTModel(cfg) + load_weights_into_gpt"),
-                        ("lean", "build_gpt_from_params (meta device)")):
-        print(f"  {label:40s} peak extra RSS {load[kind]['peak_extra_mib']:5.0f} MiB, "
-              f"{load[kind]['seconds']:5.2f} s (a second load: {load[kind]['seconds_again']:5.2f} s)")
+    report_loading(load)
 
     goals = (("generation", gen, 1.3), ("training", train, 1.2))
     print()
@@ -407,6 +404,14 @@ def report(args, device, ceiling, n_matmul, gen, train, load):
         ratio = res["ours"]["tok_s"] / res["HF"]["tok_s"]
         verdict = "met" if ratio >= goal else f"MISSED by {100 * (goal - ratio) / goal:.0f}%"
         print(f"goal {phase} >= {goal}x HF: {ratio:.2f}x, {verdict}")
+
+
+def report_loading(load):
+    print(f"\nLoading the {load['book']['model_mib']:.0f} MiB checkpoint into GPTModel (fresh subprocesses):")
+    for kind, label in (("book", "GPTModel(cfg) + load_weights_into_gpt"),
+                        ("lean", "build_gpt_from_params (meta device)")):
+        print(f"  {label:40s} peak extra RSS {load[kind]['peak_extra_mib']:5.0f} MiB, "
+              f"{load[kind]['seconds']:5.2f} s (a second load: {load[kind]['seconds_again']:5.2f} s)")
 
 
 def main():
@@ -420,12 +425,17 @@ def main():
     parser.add_argument("--steps", type=int, default=4, help="timed training steps per model")
     parser.add_argument("--warmup-steps", type=int, default=2, help="untimed training steps first")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's)")
+    parser.add_argument("--load-only", action="store_true",
+                        help="only compare the two ways of loading the checkpoint (no transformers needed)")
     parser.add_argument("--load-probe", choices=["book", "lean"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.load_probe:
         return load_probe(args.load_probe)
+    if args.load_only:
+        print(f"threads {torch.get_num_threads()}, torch {torch.__version__}")
+        return report_loading(measure_loading(torch.get_num_threads()))
 
     device = choose_device(args.device)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32

@@ -44,6 +44,7 @@ from previous_chapters import (
     GPT_CONFIG_124M,
     GPTDatasetV1,
     GPTModel,
+    accumulation_groups,
     autocast,
     calc_loss_batch,
     calc_loss_loader,
@@ -82,7 +83,8 @@ def parse_args(argv=None):
     train.add_argument("--min-lr", type=float, default=None, help="cosine decay to this (default: constant lr)")
     train.add_argument("--warmup-steps", type=int, default=0)
     train.add_argument("--weight-decay", type=float, default=0.1)
-    train.add_argument("--max-grad-norm", type=float, default=None, help="clip gradients to this norm")
+    train.add_argument("--max-grad-norm", type=float, default=None,
+                       help="after the warm-up, clip the gradients to this norm")
     train.add_argument("--seed", type=int, default=123)
     train.add_argument("--device", help="cpu, cuda, mps (default: choose_device())")
     train.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
@@ -176,15 +178,14 @@ def mean_over_processes(value, world_size, device):
 def step_batches(loader, sampler, steps_per_epoch, accumulation_steps, start_step):
     """Yield the micro-batches of every optimizer step from `start_step` on, epoch after epoch.
 
-    The sampler's order depends on the epoch alone, so step s gets the same data whether
-    the run started at 0 or resumed at s.
+    Each epoch makes steps_per_epoch steps, as in train_model: accumulation_groups drops the
+    micro-batches left over at an epoch's end. The sampler's order depends on the epoch alone,
+    so step s gets the same data whether the run started at 0 or resumed at s.
     """
     epoch, skip = divmod(start_step, steps_per_epoch)
     while True:
         sampler.set_epoch(epoch)
-        micro_batches = iter(loader)
-        for i in range(steps_per_epoch):
-            step_micro_batches = [next(micro_batches) for _ in range(accumulation_steps)]
+        for i, step_micro_batches in enumerate(accumulation_groups(loader, accumulation_steps)):
             if i >= skip:
                 yield step_micro_batches
         epoch, skip = epoch + 1, 0
@@ -334,7 +335,7 @@ def train(argv=None):
                     loss = calc_loss_batch(input_batch, target_batch, train_model, device)
                 (loss / len(micro_batches)).backward()  # gradients add up over the micro-batches
             loss_sum += loss.item()
-        if args.max_grad_norm is not None:
+        if args.max_grad_norm is not None and step >= args.warmup_steps:  # as train_model does
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

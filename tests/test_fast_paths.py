@@ -14,12 +14,14 @@ from previous_chapters import (
     GPTModel,
     KVCache,
     MultiHeadAttention,
+    accumulation_groups,
     build_gpt_from_params,
     choose_device,
     cosine_lr,
     forward_with_cache,
     generate,
     generate_cached,
+    gradient_norm,
     load_weights_into_gpt,
     make_optimizer,
     train_model,
@@ -190,14 +192,16 @@ def loader(batch_size, num_sequences=8, seed=0):
 
 
 def test_cosine_lr_at_known_steps():
-    kw = dict(max_lr=1e-3, total_steps=110, warmup_steps=10, min_lr=1e-4, initial_lr=1e-4)
+    # 111 steps: the warm-up over steps 0-9, the cosine from step 10 to the last step, 110
+    kw = dict(max_lr=1e-3, total_steps=111, warmup_steps=10, min_lr=1e-4, initial_lr=1e-4)
     assert cosine_lr(0, **kw) == pytest.approx(1e-4)       # warm-up starts at initial_lr
     assert cosine_lr(5, **kw) == pytest.approx(5.5e-4)     # halfway up
     assert cosine_lr(10, **kw) == pytest.approx(1e-3)      # the cosine starts at max_lr
     assert cosine_lr(60, **kw) == pytest.approx(5.5e-4)    # halfway: the mean of max_lr and min_lr
-    assert cosine_lr(110, **kw) == pytest.approx(1e-4)     # the end: min_lr
+    assert cosine_lr(109, **kw) > 1e-4 * (1 + 1e-3)        # one step before the end: not there yet
+    assert cosine_lr(110, **kw) == 1e-4                    # the last step: exactly min_lr
     assert cosine_lr(500, **kw) == pytest.approx(1e-4)     # and it stays there
-    assert cosine_lr(3, max_lr=2.0, total_steps=10) == pytest.approx(1.0 + np.cos(np.pi * 0.3))
+    assert cosine_lr(3, max_lr=2.0, total_steps=11) == pytest.approx(1.0 + np.cos(np.pi * 0.3))
 
 
 def test_warm_up_follows_the_book():
@@ -254,6 +258,7 @@ def test_train_model_follows_the_schedule_and_restores_the_lr(capsys):
     printed = [float(x) for x in re.findall(r"lr (\S+),", capsys.readouterr().out)]
     expected = [cosine_lr(step, 1e-3, 8, 2, 1e-4, initial_lr=1e-5) for step in range(8)]
     assert lrs == pytest.approx(expected)
+    assert lrs[-1] == 1e-4  # the last step trains at min_lr
     assert printed == pytest.approx(expected, rel=1e-2)  # printed with 3 significant digits
     assert optimizer.param_groups[0]["lr"] == 1e-3
 
@@ -266,6 +271,54 @@ def test_gradient_clipping_bounds_the_step():
                 max_grad_norm=1e-3)
     after = torch.cat([p.detach().flatten() for p in model.parameters()])
     assert 0 < (after - before).norm() <= 1e-3 * (1 + 1e-4)
+
+
+def test_accumulation_groups_drop_the_batches_left_over():
+    assert list(accumulation_groups(range(9), 2)) == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    assert list(accumulation_groups(range(3), 1)) == [[0], [1], [2]]
+    assert list(accumulation_groups(range(3), 4)) == []
+
+
+def test_accumulation_makes_whole_steps_in_every_epoch(capsys):
+    """9 batches, 2 per optimizer step: 4 steps per epoch; the 9th batch is skipped, every epoch."""
+    model = tiny_model().train()
+    optimizer = make_optimizer(model, lr=1e-3)
+    n_epochs, steps = 3, 3 * 4
+    _, _, tokens_seen, lrs = train_model(
+        model, loader(1, num_sequences=9), loader(2), optimizer, "cpu", n_epochs=n_epochs, eval_freq=1,
+        eval_iter=1, warmup_steps=2, min_lr=1e-4, accumulation_steps=2)
+    assert len(lrs) == steps
+    assert lrs == pytest.approx([cosine_lr(step, 1e-3, steps, 2, 1e-4) for step in range(steps)])
+    assert lrs[-1] == 1e-4  # the schedule ends where the steps end
+    assert tokens_seen == [2 * 8 * (step + 1) for step in range(steps)]  # 2 batches of 8 tokens a step
+    printed = capsys.readouterr().out
+    assert printed.count("Epoch 1 ") == printed.count("Epoch 3 ") == 4
+
+
+def test_gradient_norm_is_the_total_norm_of_all_gradients():
+    model = tiny_model().train()
+    inputs, targets = next(iter(loader(4)))
+    torch.nn.functional.cross_entropy(model(inputs).flatten(0, 1), targets.flatten()).backward()
+    expected = torch.cat([p.grad.flatten() for p in model.parameters()]).norm().item()
+    assert gradient_norm(model) == pytest.approx(expected, rel=1e-5)
+    model.zero_grad(set_to_none=True)
+    assert gradient_norm(model) == 0.0
+
+
+def test_grad_norms_show_the_clipping_after_the_warm_up(capsys):
+    model = tiny_model().train()
+    optimizer = make_optimizer(model, lr=1e-3)
+    grad_norms, max_grad_norm = [], 0.05
+    train_model(model, loader(2), loader(2), optimizer, "cpu", n_epochs=2, eval_freq=100, eval_iter=1,
+                warmup_steps=3, max_grad_norm=max_grad_norm, grad_norms=grad_norms)
+    assert len(grad_norms) == 8
+    assert all(before > max_grad_norm for before, _ in grad_norms)  # so every step is clipped after warm-up
+    for step, (before, after) in enumerate(grad_norms):
+        if step < 3:
+            assert after == before  # the warm-up is not clipped
+        else:
+            assert after <= max_grad_norm * (1 + 1e-5)
+            assert after == pytest.approx(max_grad_norm, rel=1e-4)
 
 
 def test_train_model_bf16_runs_and_learns(capsys):
@@ -295,3 +348,32 @@ def test_choose_device(monkeypatch):
         monkeypatch.delenv("LLM_COURSE_DEVICE")
         expected = "mps" if torch.backends.mps.is_available() else "cpu"
         assert choose_device() == torch.device(expected)
+
+
+# ---------------------------------------------------------------- scripts/bench.py --load-only
+
+def test_bench_load_probe_measures_both_ways_of_loading(monkeypatch, capsys):
+    import json
+    import scripts.bench as bench
+
+    monkeypatch.setattr(bench, "BENCH_CONFIG", TINY)  # the probe's model, at toy size
+    for kind in ("book", "lean"):
+        bench.load_probe(kind)
+        result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert set(result) == {"peak_extra_mib", "model_mib", "seconds", "seconds_again"}
+        params = sum(p.numel() for p in tiny_model().parameters())
+        assert result["model_mib"] * 2**20 >= params * 4  # float32 weights (and the masks)
+        assert np.isfinite(result["peak_extra_mib"]) and result["seconds"] >= 0
+
+
+def test_bench_load_only_needs_no_transformers(monkeypatch, capsys):
+    import sys
+    import scripts.bench as bench
+
+    fake = {"peak_extra_mib": 1.0, "model_mib": 2.0, "seconds": 0.5, "seconds_again": 0.25}
+    monkeypatch.setattr(bench, "measure_loading", lambda threads: {"book": fake, "lean": fake})
+    monkeypatch.setattr(sys, "argv", ["bench.py", "--load-only"])
+    monkeypatch.setitem(sys.modules, "transformers", None)  # importing it would fail
+    bench.main()
+    printed = capsys.readouterr().out
+    assert "GPTModel(cfg) + load_weights_into_gpt" in printed and "build_gpt_from_params" in printed

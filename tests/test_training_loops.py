@@ -128,6 +128,26 @@ def test_train_model_makes_the_updates_of_the_plain_loop(capsys):
     assert_same_parameters(model, reference, untrained)
 
 
+def test_train_model_accumulates_within_an_epoch_only(capsys):
+    """9 batches, 2 per optimizer step: each epoch makes 4 steps and skips the 9th batch;
+    no gradient is carried into the next epoch."""
+    model = language_model()
+    untrained, reference = copy.deepcopy(model), copy.deepcopy(model)
+    loader = text_loader(num_windows=9, batch_size=1)
+    optimizer = torch.optim.SGD(with_stale_gradients(model).parameters(), lr=LR)
+    train_model(model, loader, text_loader(seed=2), optimizer, "cpu", n_epochs=2,
+                eval_freq=100, eval_iter=1, accumulation_steps=2)
+    reference_optimizer = torch.optim.SGD(reference.parameters(), lr=LR)
+    for _ in range(2):
+        batches = list(loader)
+        for pair in (batches[0:2], batches[2:4], batches[4:6], batches[6:8]):  # batches[8]: skipped
+            reference_optimizer.zero_grad()
+            for inputs, targets in pair:
+                (calc_loss_batch(inputs, targets, reference, "cpu") / 2).backward()
+            reference_optimizer.step()
+    assert_same_parameters(model, reference, untrained)
+
+
 def test_train_classifier_simple_makes_the_updates_of_the_plain_loop(capsys):
     model = classifier()
     untrained, reference = copy.deepcopy(model), copy.deepcopy(model)
