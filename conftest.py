@@ -31,7 +31,7 @@ DATA_ENV = "LLM_COURSE_DATA"
 MIRROR_ENV = "LLM_COURSE_MIRROR"
 MAKE_CHECKPOINT = ROOT / "tools" / "make_gpt2_checkpoint.py"
 NO_DATA = (f"needs the course data: put it in ../shared/data beside the repository, or set "
-           f"{DATA_ENV} to a folder laid out like it (README: Run the tests), or set "
+           f"{DATA_ENV} to a folder laid out like it (CONTRIBUTING.md: Run the tests), or set "
            f"{MIRROR_ENV} to a mirror serving it")
 
 _mirror = None  # the loopback server this session started, if any
@@ -87,7 +87,7 @@ def course_data_folder():
     complete = all((folder / "gpt2" / name).is_file() for name in ("encoder.json", "vocab.bpe"))
     if named and not complete:
         raise pytest.UsageError(f"{DATA_ENV}={named}: no gpt2/encoder.json and gpt2/vocab.bpe "
-                                "there; lay it out like ../shared/data (README: Run the tests)")
+                                "there; lay it out like ../shared/data (CONTRIBUTING.md: Run the tests)")
     return folder if complete else None
 
 

@@ -394,13 +394,13 @@ RUN_SIZES = ("quick", "laptop", "full")
 
 
 def run_size():
-    """How large the heavy chapters' runs are: "quick", "laptop" or "full" (the default).
+    """How large the heavy chapters' runs are: "quick", "laptop" (the default) or "full".
 
     LLM_COURSE_RUN picks the size; LLM_COURSE_QUICK=1 (CI's setting) means "quick".
     """
     if os.environ.get(QUICK_ENV, "").strip() == "1":
         return "quick"
-    size = os.environ.get(RUN_ENV, "").strip() or "full"
+    size = os.environ.get(RUN_ENV, "").strip() or "laptop"
     if size not in RUN_SIZES:
         raise ValueError(f"{RUN_ENV}={size!r} is not a run size: use one of {', '.join(RUN_SIZES)}")
     return size

@@ -55,7 +55,7 @@ def test_run_size_reads_the_environment(monkeypatch):
     """The variables README.md documents, spelled out: they are the interface."""
     monkeypatch.delenv("LLM_COURSE_QUICK", raising=False)
     monkeypatch.delenv("LLM_COURSE_RUN", raising=False)
-    assert run_size() == "full" and quick_run() is False  # the book's run by default
+    assert run_size() == "laptop" and quick_run() is False  # by default, the size a laptop runs
     for size in ["quick", "laptop", "full"]:
         monkeypatch.setenv("LLM_COURSE_RUN", size)
         assert run_size() == size
@@ -68,7 +68,7 @@ def test_run_size_reads_the_environment(monkeypatch):
     monkeypatch.delenv("LLM_COURSE_RUN")
     for value in ["0", "", "yes"]:
         monkeypatch.setenv("LLM_COURSE_QUICK", value)
-        assert run_size() == "full"
+        assert run_size() == "laptop"
 
 
 @pytest.mark.needs_data

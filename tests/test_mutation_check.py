@@ -1,7 +1,7 @@
 """tools/mutation_check.py: mutations land on the named statement, and one real run kills one.
 
 The full run (every mutation) takes minutes, so it is not part of the test suite:
-README.md, "Run the tests", shows how to run it.
+CONTRIBUTING.md, "Run the tests", shows how to run it.
 """
 
 import subprocess

@@ -1,5 +1,10 @@
 """README's command-line examples, run in a fresh copy of the course (no models/, no data).
 
+Only README's "Command-line tools" block is run here: the quick start's tools/check_env.py
+has tests/test_check_env.py, and CONTRIBUTING.md's commands (export, mirror, refresh,
+figures) take minutes and have tests of their own; tests/test_markdown_links.py checks that
+every script those pages name exists and that every link and anchor resolves.
+
 Each must end in a result (exit 0, output on stdout) or in one line saying what to do
 (exit 2), never in a traceback. Downloads come from LLM_COURSE_MIRROR when it is set.
 Sizes are overridden (--tokens, --steps, a tiny model) so the runs take seconds.
