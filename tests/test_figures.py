@@ -16,7 +16,8 @@ DATA_URI = re.compile(r"!\[([^\]]+)\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)
 
 @pytest.fixture(scope="module")
 def drawn():
-    return draw_figures.draw_all()
+    # Graphviz diagrams are checked on their DOT text, so the tests need no `dot`
+    return draw_figures.draw_all(render_diagrams=False)
 
 
 def figure_cells(notebook_name):
@@ -102,9 +103,30 @@ def test_a_missing_anchor_is_reported_with_the_figure_name(tmp_path, monkeypatch
 @pytest.mark.needs_data
 def test_the_check_catches_a_changed_label(drawn):
     name = "ch05_decoding"
-    svg, png = drawn[name]
+    svg, png = drawn[name]["svg"], drawn[name]["png"]
     changed = svg.replace(b"top-k = 3", b"top-k = 4", 1)
     assert changed != svg
     for same_version in (True, False):
         assert draw_figures.compare(name, (changed, png), (svg, png), same_version)
     assert not draw_figures.compare(name, (svg, png), (svg, png), False)
+
+
+def diagram_names():
+    return [f.name for f in draw_figures.FIGURES
+            if "dot" in draw_figures.render(f, render_diagrams=False)]
+
+
+@pytest.mark.needs_data
+def test_the_check_catches_a_changed_diagram_and_a_stale_render(drawn, tmp_path, monkeypatch):
+    name = diagram_names()[0]
+    manifest = draw_figures.read_manifest()
+    for kind in ("dot", "svg", "png"):
+        (tmp_path / f"{name}.{kind}").write_bytes((ROOT / "figures" / f"{name}.{kind}").read_bytes())
+    monkeypatch.setattr(draw_figures, "FIGURES_DIR", tmp_path)
+    files = {"dot": drawn[name]["dot"]}
+    assert draw_figures.check_diagram(name, files, manifest) == []
+    changed = {"dot": files["dot"].replace(b"label=", b"xlabel=", 1)}
+    assert "differs" in draw_figures.check_diagram(name, changed, manifest)[0]
+    # the DOT text was edited (and committed) but the SVG and PNG were not rendered again
+    (tmp_path / f"{name}.dot").write_bytes(changed["dot"])
+    assert "not rendered" in draw_figures.check_diagram(name, changed, manifest)[0]
