@@ -537,9 +537,12 @@ def bf16_speedup(device_type):
         return time.perf_counter() - start
 
     try:
-        return seconds(torch.float32) / seconds(torch.bfloat16)
+        # Five rounds, alternating, and the fastest of each: other programs on the machine
+        # slow single rounds at random (a busy 2-core CPU even made one look 0.5x).
+        rounds = [(seconds(torch.float32), seconds(torch.bfloat16)) for _ in range(5)]
     except RuntimeError:  # no bfloat16 matrix product on this device
         return 0.0
+    return min(f32 for f32, _ in rounds) / min(bf16 for _, bf16 in rounds)
 
 
 def evaluate_model(model, train_loader, val_loader, device, eval_iter):
