@@ -40,12 +40,13 @@ from torch.utils.data import DataLoader
 
 from gpt_download import download_data_file
 from previous_chapters import (GPTModel, InstructionDataset, add_classification_head, autocast,
-                               bf16_speedup, calc_loss_batch, choose_dtype, create_dataloader_v1,
+                               bf16_speedup, calc_loss_batch, choose_device, choose_dtype,
+                               create_dataloader_v1,
                                custom_collate_fn, generate_responses, gpt2_tokenizer,
                                model_for_answers, split_instruction_data)
 from scripts.bench_chapters import OneLineParser, model_config, positive_int, spam_datasets, starting_model
 
-DEVICE = torch.device("cpu")
+DEVICE = choose_device()  # $LLM_COURSE_DEVICE picks another
 
 
 @dataclass
@@ -77,12 +78,20 @@ def format_context(dtype):
     return contextlib.nullcontext() if dtype is None else autocast(DEVICE, dtype)
 
 
+def wait_for_device():
+    """A GPU computes asynchronously: wait for it before reading the clock."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def per_unit_seconds(run_unit, units, dtype):
     """(seconds per unit after an untimed first one, the units' results) under dtype's context."""
     with format_context(dtype):
         results = [run_unit(units[0])]  # warm-up
+        wait_for_device()
         start = time.perf_counter()
         results += [run_unit(unit) for unit in units[1:]]
+        wait_for_device()
         seconds = time.perf_counter() - start
     return seconds / max(1, len(units) - 1), results
 
@@ -125,7 +134,7 @@ def bench_ch05(args, tokenizer, chosen):
                                   stride=cfg["context_length"], shuffle=True, drop_last=True, num_workers=0)
     batches = list(loader)[:args.steps + 1]
     torch.manual_seed(123)
-    times = training_steps(GPTModel(cfg), batches, lr=4e-4, chosen=chosen)
+    times = training_steps(GPTModel(cfg).to(DEVICE), batches, lr=4e-4, chosen=chosen)
     return Row(f"ch05 training, {size_name(args, '124M')}", "step", *times)
 
 
@@ -133,14 +142,14 @@ def bench_ch05(args, tokenizer, chosen):
 def bench_ch06(args, tokenizer, chosen):
     cfg = model_config(args)
     torch.manual_seed(123)
-    model = add_classification_head(starting_model(args, cfg), num_classes=2).eval()
+    model = add_classification_head(starting_model(args, cfg), num_classes=2).to(DEVICE).eval()
     _, val_dataset = spam_datasets(tokenizer, cfg["context_length"])
     batches = list(DataLoader(val_dataset, batch_size=8))[:args.batches + 1]
 
     def measure(dtype):
         def predict(batch):
             with torch.no_grad():
-                return model(batch[0])[:, -1, :].argmax(dim=-1)
+                return model(batch[0].to(DEVICE))[:, -1, :].argmax(dim=-1).cpu()
         return per_unit_seconds(predict, batches, dtype)
 
     (f_s, f_pred), (c_s, _), (b_s, b_pred) = three_ways(measure, chosen)
@@ -168,7 +177,7 @@ def bench_ch07(args, tokenizer, chosen):
     loader = DataLoader(InstructionDataset(train_data, tokenizer), batch_size=8, shuffle=True,
                         drop_last=True, collate_fn=collate)
     batches = [batch for batch, _ in zip(loader, range(args.steps + 1))]
-    times = training_steps(starting_model(args, cfg, size), batches, lr=5e-5, chosen=chosen)
+    times = training_steps(starting_model(args, cfg, size).to(DEVICE), batches, lr=5e-5, chosen=chosen)
     return Row(f"ch07 training, {size_name(args, size)}", "step", *times)
 
 
@@ -178,7 +187,7 @@ def bench_ch07_answers(args, tokenizer, chosen):
     cfg = model_config(args, size)
     if args.tiny:  # room for a prompt and its answer, so that the batched path is the one timed
         cfg["context_length"] = 256
-    model = starting_model(args, cfg, size).eval()
+    model = starting_model(args, cfg, size).to(DEVICE).eval()
     _, _, test_data = instruction_splits()
     batches = [test_data[i:i + 8] for i in range(0, 8 * (args.answer_batches + 1), 8)]
 
@@ -222,7 +231,7 @@ def parse_args(argv=None):
 
 
 def print_table(rows, chosen):
-    print(f"choose_dtype picks {str(chosen).removeprefix('torch.')} here "
+    print(f"device {DEVICE}: choose_dtype picks {str(chosen).removeprefix('torch.')} "
           f"(a matrix product ran {bf16_speedup(DEVICE.type):.2f}x as fast in bfloat16)")
     print(f"{'item':<34} {'unit':>9} {'float32 s':>10} {'chosen s':>9} {'bfloat16 s':>11} "
           f"{'bf16 speed-up':>14} {'chosen/fp32':>12}  difference")
