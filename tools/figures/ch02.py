@@ -6,8 +6,8 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 from tools.figures.style import (
-    Figure, INK, MONO, MUTED, arrow, blend, box, canvas, data_file, matrix, show_token, stored_output,
-    strong, tokenizer, write)
+    Figure, INK, MONO, MUTED, arrow, blend, box, canvas, data_file, digraph, fill, matrix,
+    show_token, stored_output, strong, tokenizer, write)
 
 
 def draw_ch02_pipeline():
@@ -202,6 +202,98 @@ def draw_ch02_special_tokens():
           color=MUTED)
     return fig
 
+def draw_ch02_bpe_split():
+    tok = tokenizer()
+    printed = stored_output("ch02_text_data.ipynb", "eb48e87b")
+    assert tok.encode("Akwirw ier") == ints(printed)  # one "ID -> piece" line per token
+    sentence = str(ints(stored_output("ch02_text_data.ipynb", "3dc4abed").splitlines()[0]))
+    words = [" spaceship", " someunknownPlace", "Akwirw ier"]
+    fig, ax = canvas(9.8, 3.3)
+    y = 2.7
+    for word in words:
+        ids = tok.encode(word)
+        assert str(ids)[1:-1] in sentence or word == "Akwirw ier"  # as the cells print them
+        pieces = [show_token(tok.decode([i])) for i in ids]
+        write(ax, 2.3, y, repr(show_token(word)), size=10.5, family=MONO, ha="right")
+        arrow(ax, (2.45, y), (2.95, y), lw=1.1, scale=10)
+        widths = column_widths([pieces, [str(i) for i in ids]], char=0.09, pad=0.22)
+        centres = token_row(ax, 3.1, y - 0.19, pieces, widths, ["blue"] * len(ids))
+        for c, i in zip(centres, ids):
+            write(ax, c, y - 0.37, str(i), size=9.5, family=MONO, color=strong("purple"),
+                  va="top")
+        end = 3.1 + sum(widths) + 0.06 * len(ids)
+        write(ax, end + 0.2, y, f"{len(ids)} token" + ("s" if len(ids) > 1 else ""),
+              size=10, ha="left", color=MUTED)
+        y -= 0.95
+    write(ax, 0.2, 0.1, "\u2423 marks a space. Pieces above, their IDs below; decoding joins "
+          "them back into exactly the text on the left.", size=9.5, ha="left", color=MUTED)
+    return fig
+
+
+def draw_ch02_embedding_lookup():
+    import torch
+    torch.manual_seed(123)  # as in the notebook's cell
+    weight = torch.nn.Embedding(6, 3).weight.detach().numpy()
+    ids = [2, 3, 5, 1]  # input_ids of the notebook
+    rows = weight[ids]
+    for cell_id, shown in [("6102e8f2", weight), ("988ec35e", rows)]:
+        printed = re.findall(r"-?\d+\.\d+", stored_output("ch02_text_data.ipynb", cell_id))
+        assert np.allclose(shown.ravel(), [float(v) for v in printed], atol=6e-5)
+    one_hot = np.eye(6)[ids]
+    fig, ax = canvas(9.8, 5.3)
+    small, cell, top = 0.5, 0.66, 4.7
+    mid = top - 3 * cell
+    x1 = 0.85
+    matrix(ax, x1, mid + 2 * small, one_hot, cell=small, color="blue", fmt="{:.0f}",
+           fontsize=10, vmin=0, vmax=1.2, row_labels=[f"ID {i}" for i in ids],
+           col_labels=[str(j) for j in range(6)], title="one-hot (4, 6)")
+    x2 = x1 + 6 * small + 0.6
+    write(ax, x2 - 0.3, mid, "@", size=18)
+    matrix(ax, x2, top, weight, cell=cell, color="green", fmt="{:.4f}", fontsize=9,
+           title="weight (6, 3)")
+    for j in range(6):
+        write(ax, x2 + 3 * cell + 0.08, top - (j + 0.5) * cell, f"row {j}", size=9,
+              ha="left", color=MUTED)
+    x3 = x2 + 3 * cell + 1.05
+    write(ax, x3 - 0.3, mid, "=", size=18)
+    matrix(ax, x3, mid + 2 * cell, rows, cell=cell, color="green", fmt="{:.4f}", fontsize=9,
+           title="embeddings (4, 3)")
+    d = 0.05  # outlines sit inside the cells, so neighbouring rows don't overlap
+    for k, (i, color) in enumerate(zip(ids, ["orange", "purple", "red", "teal"])):
+        edge = {"fill": False, "edgecolor": strong(color), "lw": 2.4}
+        ax.add_patch(Rectangle((x1 + i * small + d, mid + (1 - k) * small + d),
+                               small - 2 * d, small - 2 * d, **edge))
+        ax.add_patch(Rectangle((x2 + d, top - (i + 1) * cell + d), 3 * cell - 2 * d,
+                               cell - 2 * d, **edge))
+        ax.add_patch(Rectangle((x3 + d, mid + (1 - k) * cell + d), 3 * cell - 2 * d,
+                               cell - 2 * d, **edge))
+    write(ax, 0.2, 0.4, "The 1 in column ID picks row ID of the weight matrix (same colour), "
+          "so the product equals embedding_layer(input_ids).", size=10, ha="left")
+    write(ax, 0.2, 0.1, "nn.Embedding reads the row directly and skips the multiplications "
+          "by zero.", size=9.5, ha="left", color=MUTED)
+    return fig
+
+
+def draw_ch02_data_pipeline():
+    """Section 2.7's numbers, as the stored run printed them."""
+    def printed(cell):
+        return ints(stored_output("ch02_text_data.ipynb", cell).splitlines()[0])
+    chars, n_ids, shape = printed("a69a763e")[0], printed("e4377500")[-1], printed("e2d7b70c")
+    windows, _, batches, left = ints(stored_output("ch02_text_data.ipynb", "b6b2de62"))
+    return digraph(f"""
+  text [label="the-verdict.txt\n{chars:,}\ncharacters", {fill("grey")}];
+  ids [label="tokenizer\n.encode\n{n_ids:,} IDs"];
+  windows [label="GPTDatasetV1\nmax_length=4\nstride=4\n{windows:,} windows", {fill("purple")}];
+  loader [label="DataLoader\nbatch_size=8\ndrop_last=True", {fill("orange")}];
+  batch [label="one batch\ninputs ({shape[0]}, {shape[1]})\ntargets ({shape[0]}, {shape[1]})",
+         {fill("green")}];
+  rest [label="{left} windows\nleft over:\ndropped", {fill("red")}];
+  text -> ids -> windows -> loader;
+  loader -> batch [label="{batches}\nbatches"];
+  loader -> rest [style=dashed];
+""", rankdir="LR")
+
+
 def draw_ch02_sliding_window():
     from previous_chapters import GPTDatasetV1
     tok = tokenizer()
@@ -342,4 +434,23 @@ FIGURES = [
            "The two joined sentences as tokens with their IDs: the boundary token 1130 between "
            "them, and the three unknown words all mapped to 1131.", draw_ch02_special_tokens,
            "IDs from SimpleTokenizerV2, as the cell above prints them."),
+    Figure("ch02_bpe_split", "ch02_text_data.ipynb", "eb48e87b",
+           "A word GPT-2's vocabulary knows is one token; an unknown word is spelled out of "
+           "known sub-word pieces, so nothing is ever unknown.",
+           "Three strings and their GPT-2 tokens with IDs: spaceship is one token, "
+           "someunknownPlace three, and Akwirw ier six small pieces.", draw_ch02_bpe_split,
+           "GPT-2's tokenizer (tiktoken), the IDs the cells above print."),
+    Figure("ch02_embedding_lookup", "ch02_text_data.ipynb", "ch02-one-hot",
+           "Multiplying a one-hot row by the weight matrix picks one row of it: an embedding "
+           "lookup is exactly that, without the multiplications.",
+           "The one-hot matrix of the IDs 2, 3, 5, 1 times the 6 by 3 embedding weight matrix "
+           "equals its rows 2, 3, 5 and 1, each pair outlined in one colour.",
+           draw_ch02_embedding_lookup,
+           "The notebook's nn.Embedding(6, 3) (seed 123), as the cells above print it."),
+    Figure("ch02_data_pipeline", "ch02_text_data.ipynb", "b6b2de62",
+           "From the story to training batches: token IDs, windows of 4 with their targets, "
+           "and batches of 8 windows; the windows that don't fill a batch are dropped.",
+           "A pipeline from the-verdict.txt to token IDs, GPTDatasetV1 windows and a "
+           "DataLoader that yields batches of inputs and targets of shape (8, 4).",
+           draw_ch02_data_pipeline, "Numbers from the stored outputs of this section."),
 ]
