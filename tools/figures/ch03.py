@@ -362,14 +362,26 @@ def draw_ch03_mha_steps():
     h, hd = mha.num_heads, mha.head_dim
     printed = stored_output("ch03_attention.ipynb", "5f17fddf").splitlines()[-1]
     assert printed.endswith(f"torch.Size([{b}, {t}, {d_out}])")
-    return digraph(f"""
-  x [label="batch x: ({b}, {t}, {d_in})\\n(b, num_tokens, d_in)", {fill("grey")}];
-  proj [label="\u2460 project: W_query, W_key, W_value\\nnn.Linear({d_in} \u2192 {d_out}) each\\nQ, K, V: ({b}, {t}, {d_out})", {fill("blue")}];
-  split [label="\u2461 split into heads: .view({b}, {t}, {h}, {hd}).transpose(1, 2)\\n({b}, num_heads={h}, {t}, head_dim={hd})", {fill("purple")}];
-  attend [label="\u2462 attention in every head at once\\nQ @ K\u1d40 / \u221ahead_dim, causal mask, softmax, dropout, @ V\\n({b}, {h}, {t}, {hd})", {fill("orange")}];
-  merge [label="\u2463 merge and mix: .transpose(1, 2).reshape({b}, {t}, {d_out})\\nthen out_proj nn.Linear({d_out} \u2192 {d_out})\\n({b}, {t}, {d_out})", {fill("green")}];
-  x -> proj -> split -> attend -> merge;
-""", rankdir="TB", ranksep=0.3)
+    steps = [  # (node, colour, lines of its label)
+        ("x", "grey", [f"batch x: ({b}, {t}, {d_in})", "(b, num_tokens, d_in)"]),
+        ("proj", "blue", ["\u2460 project: W_query, W_key, W_value",
+                          f"nn.Linear({d_in} \u2192 {d_out}) each",
+                          f"Q, K, V: ({b}, {t}, {d_out})"]),
+        ("split", "purple", [f"\u2461 split into heads: .view({b}, {t}, {h}, {hd}).transpose(1, 2)",
+                             f"({b}, num_heads={h}, {t}, head_dim={hd})"]),
+        ("attend", "orange", ["\u2462 attention in every head at once",
+                              "Q @ K\u1d40 / \u221ahead_dim, causal mask, softmax, dropout, @ V",
+                              f"({b}, {h}, {t}, {hd})"]),
+        ("merge", "green", [f"\u2463 merge and mix: .transpose(1, 2).reshape({b}, {t}, {d_out})",
+                            f"then out_proj nn.Linear({d_out} \u2192 {d_out})",
+                            f"({b}, {t}, {d_out})"]),
+    ]
+    nodes = ""
+    for name, color, lines in steps:
+        label = "\\n".join(lines)  # DOT's line break
+        nodes += f'  {name} [label="{label}", {fill(color)}];\n'
+    return digraph(nodes + "  x -> proj -> split -> attend -> merge;", rankdir="TB",
+                   ranksep=0.3)
 
 
 FIGURES = [
