@@ -1,11 +1,13 @@
 """The figures of Chapter 3: attention."""
 
+import re
+
 import numpy as np
 from matplotlib.patches import Rectangle
 
 from tools.figures.style import (
-    CH03_INPUTS, CH03_SEED, CH03_TOKENS, Figure, MONO, MUTED, arrow, box, canvas, light,
-    matrix, shape_block, strong, write)
+    CH03_INPUTS, CH03_SEED, CH03_TOKENS, Figure, INK, MONO, MUTED, arrow, box, canvas, digraph,
+    fill, light, matrix, shape_block, stored_output, strong, write)
 
 
 def draw_ch03_one_query():
@@ -150,7 +152,7 @@ def draw_ch03_causal_mask():
 
 
 def draw_ch03_heads():
-    fig, ax = canvas(9.8, 4.9)
+    fig, ax = canvas(10.4, 5.0)
     u = 0.26
     T, heads, hd = 4, 2, 3
     top = 3.75
@@ -160,39 +162,226 @@ def draw_ch03_heads():
         for h in range(heads):
             shape_block(ax, x + h * hd * u, y, T, hd, u, colors[h])
         write(ax, x + heads * hd * u / 2, y + 0.2, label, size=10.5, weight="bold")
-        write(ax, x + heads * hd * u / 2, y - T * u - 0.22, below, size=8.5, color=MUTED,
+        write(ax, x + heads * hd * u / 2, y - T * u - 0.22, below, size=9.5, color=MUTED,
               family=MONO)
 
     split_block(0.2, top, "queries", "(b, 4, 6)")
-    write(ax, 0.2 + 0.78, top - T * u - 0.6, "d_out 6 = 2 heads\n\u00d7 head_dim 3",
-          size=8.5, color=MUTED)
-    arrow(ax, (1.9, top - 0.52), (2.75, top - 0.52))
-    write(ax, 2.32, top - 0.3, "split", size=9, color=MUTED)
-    write(ax, 2.32, top - 0.75, ".view\n.transpose(1,2)", size=7.5, family=MONO, va="top")
-    xs = 2.95
+    write(ax, 0.2 + 0.78, top - T * u - 0.65, "d_out 6 = 2 heads\n\u00d7 head_dim 3",
+          size=9.5, color=MUTED)
+    xs = 3.55  # the heads: room for the split's code under its arrow
+    arrow(ax, (1.9, top - 0.52), (xs - 0.2, top - 0.52))
+    write(ax, (1.9 + xs - 0.2) / 2, top - 0.3, "split", size=10, color=MUTED)
+    write(ax, (1.9 + xs - 0.2) / 2, top - 0.72, ".view(b, 4, 2, 3)\n.transpose(1, 2)",
+          size=10, family=MONO, va="top")
     for h in range(heads):
         y = top + 0.55 - h * 2.0
         shape_block(ax, xs, y, T, hd, u, colors[h], f"head {h + 1}")
         arrow(ax, (xs + hd * u + 0.08, y - 0.52), (xs + hd * u + 0.4, y - 0.52))
-        box(ax, xs + hd * u + 0.45, y - 0.9, 1.6, 0.75, "causal attention\n(own part of Q, K, V)",
-            colors[h], fontsize=8.5)
-        arrow(ax, (xs + hd * u + 2.1, y - 0.52), (xs + hd * u + 2.42, y - 0.52))
-        shape_block(ax, xs + hd * u + 2.47, y, T, hd, u, colors[h], f"context {h + 1}")
-    write(ax, xs + 2.0, top - 3.05, "(b, num_heads=2, 4, head_dim=3)", size=8.5,
+        box(ax, xs + hd * u + 0.45, y - 0.9, 1.7, 0.75, "causal attention\n(own part of Q, K, V)",
+            colors[h], fontsize=9.5)
+        arrow(ax, (xs + hd * u + 2.2, y - 0.52), (xs + hd * u + 2.52, y - 0.52))
+        shape_block(ax, xs + hd * u + 2.57, y, T, hd, u, colors[h], f"context {h + 1}")
+    write(ax, xs + 2.05, top - 3.05, "(b, num_heads=2, 4, head_dim=3)", size=9.5,
           color=MUTED, family=MONO)
-    xm = 8.1
-    arrow(ax, (7.05, top + 0.2), (xm - 0.05, top - 0.4), rad=-0.2)
-    arrow(ax, (7.05, top - 1.8), (xm - 0.05, top - 0.85), rad=0.2)
+    xe = xs + hd * u + 2.57 + hd * u  # right edge of the context blocks
+    xm = xe + 1.0
+    arrow(ax, (xe + 0.07, top + 0.2), (xm - 0.05, top - 0.4), rad=-0.2)
+    arrow(ax, (xe + 0.07, top - 1.8), (xm - 0.05, top - 0.85), rad=0.2)
     split_block(xm, top - 0.05, "merged", "(b, 4, 6)")
-    write(ax, xm + 0.78, top - T * u - 0.55, "transpose back,\nview as d_out", size=8.5,
+    write(ax, xm + 0.78, top - T * u - 0.6, "transpose back,\nview as d_out", size=9.5,
           color=MUTED)
-    arrow(ax, (xm + 0.78, top - T * u - 0.85), (xm + 0.78, top - T * u - 1.2))
-    box(ax, xm - 0.1, top - T * u - 1.65, 1.75, 0.45, "out_proj (6 \u2192 6)", "teal",
-        fontsize=9)
+    arrow(ax, (xm + 0.78, top - T * u - 0.92), (xm + 0.78, top - T * u - 1.25))
+    box(ax, xm - 0.1, top - T * u - 1.7, 1.75, 0.45, "out_proj (6 \u2192 6)", "teal",
+        fontsize=9.5)
     write(ax, 0.2, 0.25, "One nn.Linear makes the queries of all heads; each head sees only "
           "its own columns. Keys and values are split the same way.", size=9.5, ha="left",
           color=MUTED)
     return fig
+
+def draw_ch03_rnn_bottleneck():
+    """Schematic: no numbers, only who can see what."""
+    fig, ax = canvas(9.8, 5.6)
+    n, step = len(CH03_TOKENS), 0.95
+
+    def encoder(y, bottleneck):
+        """Input tokens at height y, their hidden states above; returns the states' centres."""
+        centres = []
+        for k, name in enumerate(CH03_TOKENS):
+            x = 0.3 + k * step
+            box(ax, x, y, 0.8, 0.36, name, "blue", fontsize=9.5)
+            color = "red" if bottleneck and k == n - 1 else "purple"
+            box(ax, x + 0.12, y + 0.7, 0.56, 0.4, f"h{k + 1}", color, fontsize=9.5)
+            arrow(ax, (x + 0.4, y + 0.38), (x + 0.4, y + 0.68), lw=1.0, scale=9)
+            if bottleneck and k:
+                arrow(ax, (x - step + 0.7, y + 0.9), (x + 0.1, y + 0.9), lw=1.0, scale=9)
+            centres.append((x + 0.4, y + 1.1))
+        return centres
+
+    write(ax, 0.3, 5.35, "RNN encoder\u2013decoder: everything read must fit into the last "
+          "hidden state", size=11, weight="bold", ha="left")
+    encoder(3.3, bottleneck=True)
+    last = 0.3 + (n - 1) * step + 0.68
+    dx = 6.55
+    arrow(ax, (last + 0.02, 4.2), (dx - 0.03, 4.2), color=strong("red"), lw=1.8)
+    write(ax, (last + dx) / 2, 4.42, "one vector", size=9.5, color=strong("red"))
+    for k in range(3):
+        x = dx + k * 1.0
+        box(ax, x, 4.0, 0.7, 0.4, f"s{k + 1}", "green", fontsize=9.5)
+        if k:
+            arrow(ax, (x - 0.3, 4.2), (x - 0.02, 4.2), lw=1.0, scale=9)
+        arrow(ax, (x + 0.35, 4.42), (x + 0.35, 4.75), lw=1.0, scale=9)
+        write(ax, x + 0.35, 4.9, f"output {k + 1}", size=9.5, color=strong("green"))
+    write(ax, 0.3, 3.05, "the decoder (s1, s2, \u2026) sees only h6: details of early "
+          "tokens fade on the way", size=9.5, ha="left", color=strong("red"))
+
+    write(ax, 0.3, 2.45, "With attention: each output step looks at every input position",
+          size=11, weight="bold", ha="left")
+    states = encoder(0.45, bottleneck=False)
+    sx, sy = dx + 1.0, 1.3
+    box(ax, sx, sy, 0.7, 0.4, "s2", "green", fontsize=9.5)
+    weights = [0.1, 0.15, 0.45, 0.1, 0.1, 0.1]  # made up: one input matters most here
+    for (hx, hy), w in zip(states, weights):
+        arrow(ax, (hx, hy + 0.02), (sx - 0.02, sy + 0.2), color=strong("orange"),
+              lw=0.8 + 6 * w, style="-", rad=-0.15)
+    arrow(ax, (sx + 0.35, sy + 0.42), (sx + 0.35, sy + 0.75), lw=1.0, scale=9)
+    write(ax, sx + 0.35, sy + 0.9, "output 2", size=9.5, color=strong("green"))
+    write(ax, sx + 0.85, sy + 0.2, "a weighted mix\nof h1 \u2026 h6", size=9.5, ha="left",
+          color=strong("orange"))
+    write(ax, 0.3, 0.12, "Schematic. Line width: how much attention an input position gets. "
+          "Self-attention (this chapter) lets every token do this.", size=9.5, ha="left",
+          color=MUTED)
+    return fig
+
+
+def trainable_query_path():
+    """Section 3.3's numbers for the query journey, from the notebook's seed."""
+    import torch
+    x = torch.tensor(CH03_INPUTS)
+    torch.manual_seed(123)
+    w_query, w_key, w_value = (torch.rand(3, 2) for _ in range(3))
+    query, keys, values = x[1] @ w_query, x @ w_key, x @ w_value
+    scores = keys @ query
+    weights = torch.softmax(scores / keys.shape[-1] ** 0.5, dim=-1)
+    return [t.numpy() for t in (query, keys, values, scores, weights, weights @ values)]
+
+
+def floats(text):
+    return np.array([float(v) for v in re.findall(r"-?\d+\.\d+", text)])
+
+
+def draw_ch03_query_path():
+    query, keys, values, scores, weights, context = trainable_query_path()
+    nb = "ch03_attention.ipynb"
+    assert np.allclose(query, floats(stored_output(nb, "de2bf635")), atol=6e-5)
+    assert np.allclose(scores, floats(stored_output(nb, "f1202f21")), atol=6e-5)
+    assert np.allclose(np.r_[weights, context], floats(stored_output(nb, "b74e9aed")),
+                       atol=6e-5)
+    fig, ax = canvas(9.8, 4.9)
+    row, top = 0.5, 3.75
+
+    def pair(v):
+        return "[" + ", ".join(f"{a:.2f}" for a in v) + "]"
+
+    write(ax, 0.15, top + 0.95, f"query q\u00b2 = x\u00b2 @ W_query = [{query[0]:.4f}, "
+          f"{query[1]:.4f}]  ({CH03_TOKENS[1]})", size=11, ha="left", weight="bold",
+          color=strong("orange"))
+    heads = [(1.6, "keys k\u2071", "purple"), (2.95, "\u2460 q\u00b2\u00b7k\u2071", INK),
+             (4.55, "\u2461 softmax(score / \u221a2)", INK), (6.55, "values v\u2071", "green")]
+    for xh, head, color in heads:
+        write(ax, xh, top + 0.35, head, size=10.5, weight="bold",
+              color=strong(color) if color != INK else INK)
+    for i, name in enumerate(CH03_TOKENS):
+        y = top - (i + 1) * row + row / 2
+        box(ax, 0.15, y - 0.2, 0.85, 0.4, name, "orange" if i == 1 else "blue", fontsize=10)
+        write(ax, 1.6, y, pair(keys[i]), size=9.5, family=MONO, color=strong("purple"))
+        arrow(ax, (2.25, y), (2.5, y), lw=1.0, scale=9)
+        write(ax, 2.95, y, f"{scores[i]:.4f}", size=9.5, family=MONO)
+        arrow(ax, (3.4, y), (3.65, y), lw=1.0, scale=9)
+        bar = weights[i] * 6.0
+        ax.add_patch(Rectangle((3.75, y - 0.15), bar, 0.3, facecolor=light("orange"),
+                               edgecolor=strong("orange")))
+        write(ax, 3.75 + bar + 0.07, y, f"{weights[i]:.4f}", size=9.5, ha="left", family=MONO)
+        write(ax, 6.55, y, pair(values[i]), size=9.5, family=MONO, color=strong("green"))
+    write(ax, 4.55, top - 6 * row - 0.25, f"weights sum to {weights.sum():.2f}", size=9.5,
+          color=MUTED)
+    cy = top - 3 * row
+    arrow(ax, (7.25, cy), (7.6, cy))
+    box(ax, 7.65, cy - 0.8, 2.05, 1.6, "", "green")
+    write(ax, 8.67, cy + 0.45, "\u2462 context z\u00b2", size=10.5, weight="bold")
+    write(ax, 8.67, cy + 0.05, "\u03a3\u1d62 weight\u1d62 \u00b7 v\u2071", size=10.5)
+    write(ax, 8.67, cy - 0.4, f"[{context[0]:.4f}, {context[1]:.4f}]", size=9.5,
+          family=MONO)
+    write(ax, 0.15, 0.2, "The query meets the keys; the weights mix the values. Seed 123, "
+          "torch.rand weights (3, 2), as in Section 3.3.", size=9.5, ha="left", color=MUTED)
+    return fig
+
+
+def draw_ch03_dropout():
+    nb = "ch03_attention.ipynb"
+    weights = floats(stored_output(nb, "bca6bfac")).reshape(6, 6)
+    dropped = floats(stored_output(nb, "969cdfbb")).reshape(6, 6)
+    p = 0.5
+    kept = dropped > 0
+    assert np.allclose(dropped[kept], weights[kept] / (1 - p), atol=2e-4)
+    future = np.triu(np.ones((6, 6), dtype=bool), k=1)
+    fig, ax = canvas(9.8, 5.1)
+    cell, top = 0.56, 4.1
+    x1 = 0.85
+    matrix(ax, x1, top, weights, cell=cell, color="orange", fmt="{:.4f}", fontsize=9,
+           vmin=0, vmax=2, masked=future, row_labels=CH03_TOKENS,
+           title="causal attention weights")
+    x2 = x1 + 6 * cell + 1.5
+    arrow(ax, (x1 + 6 * cell + 0.6, top - 3 * cell), (x2 - 0.12, top - 3 * cell))
+    write(ax, x1 + 6 * cell + 0.85, top - 3 * cell + 0.3, f"dropout\np = {p}", size=10)
+    matrix(ax, x2, top, dropped, cell=cell, color="orange", fmt="{:.4f}", fontsize=9,
+           vmin=0, vmax=2, masked=future | ~kept, title="after dropout (training)")
+    for i, j in zip(*np.nonzero(~kept & ~future)):  # drawn over the masked cells
+        cx, cy = x2 + j * cell, top - (i + 1) * cell
+        ax.add_patch(Rectangle((cx, cy), cell, cell, facecolor=light("red"),
+                               edgecolor="white", lw=1.2, hatch="xx"))
+        write(ax, cx + cell / 2, cy + cell / 2, "0", size=10.5, color=strong("red"),
+              weight="bold")
+    for x, m in [(x1, weights), (x2, dropped)]:
+        write(ax, x + 6 * cell + 0.28, top + 0.15, "row\nsum", size=9, color=MUTED)
+        for i in range(6):
+            write(ax, x + 6 * cell + 0.08, top - (i + 0.5) * cell, f"{m[i].sum():.2f}",
+                  size=9, ha="left", color=MUTED)
+    i, j = 4, 1  # an example of a kept weight
+    write(ax, 0.2, 0.5, f"Dropped weights become 0 (red); kept ones are scaled by 1/(1 \u2212 p) "
+          f"= {1 / (1 - p):.0f}, e.g. {weights[i, j]:.4f} \u2192 {dropped[i, j]:.4f}. "
+          f"Row \u201c{CH03_TOKENS[1]}\u201d lost all its weights.", size=10, ha="left")
+    write(ax, 0.2, 0.18, "The stored run's mask (seed 123); another machine may drop other "
+          "entries. Grey: the future, already 0.", size=9.5, ha="left", color=MUTED)
+    return fig
+
+
+def draw_ch03_mha_steps():
+    from previous_chapters import MultiHeadAttention
+    mha = MultiHeadAttention(3, 2, context_length=6, dropout=0.0, num_heads=2)
+    b, t, d_in, d_out = 2, 6, 3, mha.d_out
+    h, hd = mha.num_heads, mha.head_dim
+    printed = stored_output("ch03_attention.ipynb", "5f17fddf").splitlines()[-1]
+    assert printed.endswith(f"torch.Size([{b}, {t}, {d_out}])")
+    steps = [  # (node, colour, lines of its label)
+        ("x", "grey", [f"batch x: ({b}, {t}, {d_in})", "(b, num_tokens, d_in)"]),
+        ("proj", "blue", ["\u2460 project: W_query, W_key, W_value",
+                          f"nn.Linear({d_in} \u2192 {d_out}) each",
+                          f"Q, K, V: ({b}, {t}, {d_out})"]),
+        ("split", "purple", [f"\u2461 split into heads: .view({b}, {t}, {h}, {hd}).transpose(1, 2)",
+                             f"({b}, num_heads={h}, {t}, head_dim={hd})"]),
+        ("attend", "orange", ["\u2462 attention in every head at once",
+                              "Q @ K\u1d40 / \u221ahead_dim, causal mask, softmax, dropout, @ V",
+                              f"({b}, {h}, {t}, {hd})"]),
+        ("merge", "green", [f"\u2463 merge and mix: .transpose(1, 2).reshape({b}, {t}, {d_out})",
+                            f"then out_proj nn.Linear({d_out} \u2192 {d_out})",
+                            f"({b}, {t}, {d_out})"]),
+    ]
+    nodes = ""
+    for name, color, lines in steps:
+        label = "\\n".join(lines)  # DOT's line break
+        nodes += f'  {name} [label="{label}", {fill(color)}];\n'
+    return digraph(nodes + "  x -> proj -> split -> attend -> merge;", rankdir="TB",
+                   ranksep=0.3)
 
 
 FIGURES = [
@@ -222,4 +411,32 @@ FIGURES = [
            "A (4, 6) query matrix is split into two heads of 3 columns, each head attends on "
            "its own, and the two context blocks are merged back to (4, 6) and projected.",
            draw_ch03_heads),
+    Figure("ch03_rnn_bottleneck", "ch03_attention.ipynb", "24d7f287",
+           "An RNN encoder squeezes the whole input into its last hidden state; with attention, "
+           "each output step reaches back to every input position.",
+           "Top: six input tokens feed a chain of hidden states whose last one alone reaches "
+           "the decoder. Bottom: a decoder step draws lines of different widths to all six "
+           "input states.", draw_ch03_rnn_bottleneck,
+           "Schematic: the line widths are made up."),
+    Figure("ch03_query_path", "ch03_attention.ipynb", "b74e9aed",
+           "With trainable weights the query is compared with the keys, the scaled scores "
+           "become softmax weights, and the weights mix the values into the context vector.",
+           "For the query journey: the six keys, the dot-product scores, the softmax weights "
+           "as bars, the six values, and the context vector as their weighted sum.",
+           draw_ch03_query_path,
+           "Numbers of Section 3.3 (seed 123), the same as the cells above print."),
+    Figure("ch03_dropout", "ch03_attention.ipynb", "969cdfbb",
+           "Dropout zeroes about half of the attention weights and doubles the rest, so rows no "
+           "longer sum to 1 during training, only on average.",
+           "Two 6 by 6 weight matrices: the causal attention weights, and the same after "
+           "dropout with p 0.5, the dropped entries red and zero, the kept ones doubled.",
+           draw_ch03_dropout, "The matrices the two cells above print (stored run)."),
+    Figure("ch03_mha_steps", "ch03_attention.ipynb", "5f17fddf",
+           "MultiHeadAttention in four steps: project once for all heads, split into heads, "
+           "attend in each head, merge the heads and mix them with out_proj.",
+           "Five stacked boxes with the tensor shape after each step: input (2, 6, 3), Q K V "
+           "(2, 6, 2), heads (2, 2, 6, 1), attention output (2, 2, 6, 1), merged (2, 6, 2).",
+           draw_ch03_mha_steps,
+           "Shapes of the cell above: MultiHeadAttention(d_in=3, d_out=2, num_heads=2) on "
+           "the batch of two sentences."),
 ]
