@@ -310,8 +310,8 @@ def draw_ch05_schedule():
         ax.plot([sx, sx], [y + 0.45, y + 0.8], color=strong("orange"), lw=1.4)
         ax.plot(sx, y + 0.85, "v", color=strong("orange"), ms=6)
     first, best = evals[0], min(evals, key=lambda ev: ev[3])
-    for (e, s, t, v), dy in [(first, 0.0), (best, 0.0), (evals[-1], 0.0)]:
-        write(ax, x0 + (s + 0.5) * step_w, y + 1.1 + dy, f"step {s}\ntrain {t}\nval {v}",
+    for _, s, t, v in [first, best, evals[-1]]:
+        write(ax, x0 + (s + 0.5) * step_w, y + 1.1, f"step {s}\ntrain {t}\nval {v}",
               size=9, color=strong("orange"), va="bottom")
     write(ax, x0, 0.95, f"{per_epoch} steps (batches) per epoch, {epochs * per_epoch} in all; "
           "\u25bc evaluation every eval_freq = 5 steps, counted across epochs; "
