@@ -1,5 +1,7 @@
 """The figures of Chapter 4: the GPT model."""
 
+import re
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -30,15 +32,19 @@ def draw_ch04_gpt_stack():
     write(ax, x + w + 0.25, 7.7, "output shape", size=9.5, ha="left", weight="bold")
     layer(7.0, 0.45, "token IDs", "grey", "(batch, num_tokens)", fill="white")
     arrow(ax, (cx, 7.0), (cx, 6.75))
-    box(ax, x, 6.1, w / 2 - 0.05, 0.6, "token\nembedding", "blue", fontsize=9.5)
-    box(ax, cx + 0.05, 6.1, w / 2 - 0.05, 0.6, "position\nembedding", "purple", fontsize=9.5)
-    write(ax, x - 0.25, 6.55, f"{param_count(model.tok_emb):,}", size=9.5, ha="right",
-          family=MONO, color=strong("blue"))
-    write(ax, x - 0.25, 6.25, f"{param_count(model.pos_emb):,}", size=9.5, ha="right",
-          family=MONO, color=strong("purple"))
-    write(ax, x + w + 0.25, 6.4, f"(batch, num_tokens, {D})", size=9.5, ha="left",
+    # each embedding table's size sits inside its own box, so neither count reads as the other's
+    half = w / 2 - 0.05
+    for bx, name, table, color in [(x, "token embedding", model.tok_emb, "blue"),
+                                   (cx + 0.05, "position embedding", model.pos_emb, "purple")]:
+        rows, cols = table.weight.shape
+        box(ax, bx, 5.95, half, 0.8, "", color)
+        write(ax, bx + half / 2, 6.52, name, size=9.5)
+        write(ax, bx + half / 2, 6.18, f"{rows:,} \u00d7 {cols}\n= {param_count(table):,}",
+              size=9, family=MONO, color=strong(color))
+    write(ax, x - 0.25, 6.35, "in each box", size=9.5, ha="right", color=MUTED)
+    write(ax, x + w + 0.25, 6.35, f"(batch, num_tokens, {D})", size=9.5, ha="left",
           family=MONO, color=MUTED)
-    arrow(ax, (cx, 6.1), (cx, 5.85))
+    arrow(ax, (cx, 5.95), (cx, 5.8))
     layer(5.35, 0.45, "add, then dropout", "grey", f"(batch, num_tokens, {D})", fill="white")
     arrow(ax, (cx, 5.35), (cx, 5.05))
     # the stack of blocks, drawn as a few offset cards
@@ -165,9 +171,185 @@ def draw_ch04_param_memory():
     return fig
 
 
+def _floats(text):
+    return [float(v) for v in re.findall(r"-?\d+\.\d+", text)]
+
+
+def draw_ch04_layer_norm():
+    """Section 4.2's first example row, as its stored run printed it, and where LayerNorm sits."""
+    before = _floats(stored_output("ch04_gpt_model.ipynb", "bef17f5f"))
+    after = _floats(stored_output("ch04_gpt_model.ipynb", "d1c16587"))
+    row, mean, var = before[:6], before[12], before[14]
+    fig, ax = canvas(9.8, 4.6)
+    # where it sits: a copy of x is normalised before each sub-layer; the shortcut keeps x
+    write(ax, 0.3, 4.2, "x", size=12, weight="bold")
+    arrow(ax, (0.45, 4.2), (1.25, 4.2))
+    box(ax, 1.3, 3.95, 1.6, 0.5, "LayerNorm", "teal", weight="bold")
+    arrow(ax, (2.9, 4.2), (3.4, 4.2))
+    box(ax, 3.45, 3.95, 2.3, 0.5, "attention or feed-forward", "orange", fontsize=10)
+    arrow(ax, (5.75, 4.2), (6.3, 4.2))
+    ax.add_patch(plt.Circle((6.5, 4.2), 0.2, facecolor="white", edgecolor=INK, lw=1.4))
+    write(ax, 6.5, 4.2, "+", size=14, weight="bold")
+    ax.plot([0.7, 0.7, 6.5], [4.2, 3.7, 3.7], color=strong("green"), lw=2)
+    arrow(ax, (6.5, 3.7), (6.5, 4.0), color=strong("green"), lw=2)
+    write(ax, 3.6, 3.55, "shortcut: x itself, never normalised", size=9.5, color=strong("green"))
+    write(ax, 6.85, 4.2, "pre-LN, as in GPT-2:\nbefore each sub-layer", size=9.5, ha="left",
+          color=MUTED)
+    # what it does to one vector
+    panels = [(f"layer output (row 1)\nmean {mean:.4f}, var {var:.4f}", row, "grey"),
+              ("minus the mean\nmean 0", [v - mean for v in row], "teal"),
+              ("divided by \u221avar\nmean 0, var 1", after[:6], "teal")]
+    for k, (title, values, color) in enumerate(panels):
+        a = fig.add_axes([0.05 + k * 0.25, 0.17, 0.19, 0.45])
+        a.bar(range(6), values, 0.7, color=light(color), edgecolor=strong(color))
+        a.axhline(0, color=INK, lw=0.8)
+        a.set_ylim(-1.75, 2.2)
+        a.set_xticks(range(6), [str(j + 1) for j in range(6)], fontsize=9)
+        a.set_xlabel("feature", fontsize=9)
+        a.tick_params(axis="y", labelsize=9)
+        a.set_title(title, fontsize=10)
+        for j, v in enumerate(values):
+            a.text(j, v + (0.06 if v >= 0 else -0.06), f"{v:.2f}", ha="center", fontsize=9,
+                   va="bottom" if v >= 0 else "top", rotation=90)
+        if k:
+            arrow(ax, (0.05 * 9.8 + k * 0.25 * 9.8 - 0.55, 1.7), (k * 0.25 * 9.8 + 0.4, 1.7))
+    box(ax, 7.55, 1.0, 2.1, 1.5, "then  scale \u00b7 x + shift\n\ntrainable, one per\n"
+        "feature: start at\n1 and 0, so the model\ncan undo the norm", "purple", fontsize=9.5)
+    arrow(ax, (7.3, 1.7), (7.55, 1.7))
+    write(ax, 0.2, 0.15, "Numbers: the first example of Section 4.2 (6 features), as printed "
+          "above; LayerNorm also adds eps = 1e-5 to the variance.", size=9, ha="left",
+          color=MUTED)
+    return fig
+
+
+def draw_ch04_gelu_relu():
+    import torch
+
+    from previous_chapters import GELU
+    x = torch.linspace(-3, 3, 601, requires_grad=True)
+    curves = {"GELU": GELU()(x), "ReLU": torch.relu(x)}
+    slopes = {n: torch.autograd.grad(y.sum(), x, retain_graph=True)[0] for n, y in curves.items()}
+    xs = x.detach().numpy()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.8, 3.8))
+    for (name, y), color, ls in zip(curves.items(), ["orange", "grey"], ["-", "--"]):
+        a1.plot(xs, y.detach().numpy(), color=strong(color), ls=ls, lw=2, label=name)
+        a2.plot(xs, slopes[name].numpy(), color=strong(color), ls=ls, lw=2, label=name)
+    g = curves["GELU"].detach().numpy()
+    k = int(np.argmin(g))
+    a1.plot(xs[k], g[k], "o", color=strong("orange"))
+    a1.annotate(f"minimum {g[k]:.2f}\nat x = {xs[k]:.2f}", (xs[k], g[k]), (-2.9, 1.2),
+                fontsize=9, arrowprops=dict(arrowstyle="-", color=MUTED))
+    a1.set_title("activation", fontsize=11, weight="bold")
+    a2.set_title("slope (what the gradient is multiplied by)", fontsize=11, weight="bold")
+    a2.annotate("ReLU: slope 0 for every\nnegative input: no gradient", (-1.5, 0), (-2.9, 0.45),
+                fontsize=9, arrowprops=dict(arrowstyle="-", color=MUTED))
+    for a in (a1, a2):
+        a.axhline(0, color=MUTED, lw=0.6)
+        a.axvline(0, color=MUTED, lw=0.6)
+        a.set_xlabel("x")
+        a.legend(fontsize=9, frameon=False, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def draw_ch04_feed_forward():
+    from previous_chapters import GPT_CONFIG_124M, FeedForward
+    import torch
+    D = GPT_CONFIG_124M["emb_dim"]
+    with torch.device("meta"):
+        ff = FeedForward(GPT_CONFIG_124M)
+    first, last = ff.layers[0], ff.layers[2]
+    fig, ax = canvas(9.8, 4.8)
+    tall, base = 3.2, 0.75
+    unit = tall / (4 * D)  # inches per feature
+    cols = [(0.7, D, "blue", "token vector"), (3.7, 4 * D, "orange", "expanded"),
+            (6.0, 4 * D, "orange", "after GELU"), (9.0, D, "green", "output")]
+    for xc, n, color, name in cols:
+        h = n * unit
+        y = base + (tall - h) / 2
+        box(ax, xc - 0.18, y, 0.36, h, "", color, rounding=0.04)
+        write(ax, xc, y + h + 0.18, f"{n:,}", size=10.5, weight="bold", color=strong(color))
+        write(ax, xc, 0.45, name, size=9.5, color=MUTED)
+    steps = [(0.95, 3.45, f"Linear({D} \u2192 {4 * D})\n{param_count(first):,} parameters"),
+             (3.95, 5.75, "GELU\nfeature by feature"),
+             (6.25, 8.75, f"Linear({4 * D} \u2192 {D})\n{param_count(last):,} parameters")]
+    for x0, x1, label in steps:
+        arrow(ax, (x0, base + tall / 2), (x1, base + tall / 2), lw=1.6)
+        write(ax, (x0 + x1) / 2, base + tall / 2 + 0.5, label, size=9.5)
+    write(ax, 0.2, 4.55, f"FeedForward on each token separately: (2, 3, {D}) \u2192 (2, 3, "
+          f"{4 * D}) \u2192 (2, 3, {D}), the shape printed above", size=10, ha="left",
+          weight="bold")
+    write(ax, 0.2, 0.12, f"{param_count(ff):,} parameters in all, two thirds of a transformer "
+          "block's; counted on PyTorch's meta device.", size=9, ha="left", color=MUTED)
+    return fig
+
+
+def draw_ch04_shortcut_gradients():
+    """Section 4.4's gradients, as the stored run printed them, on a log scale."""
+    def gradients(cell):  # the five "mean |grad| = ..." values and the printed ratio
+        printed = stored_output("ch04_gpt_model.ipynb", cell)
+        return ([float(v) for v in re.findall(r"= (\d+\.\d+)", printed)],
+                float(re.search(r"first layer: (\d+\.\d+)", printed).group(1)))
+
+    (without, ratio_without), (with_, ratio_with) = gradients("ada4e767"), gradients("71bbd7b1")
+    fig, ax = canvas(9.8, 4.5)
+    write(ax, 0.35, 3.45, "x", size=12, weight="bold")
+    arrow(ax, (0.35, 3.25), (0.35, 2.75))
+    box(ax, 0.05, 2.2, 0.6, 0.5, "layer", "orange", fontsize=10)
+    arrow(ax, (0.35, 2.2), (0.35, 1.75))
+    ax.add_patch(plt.Circle((0.35, 1.55), 0.18, facecolor="white", edgecolor=INK, lw=1.4))
+    write(ax, 0.35, 1.55, "+", size=13, weight="bold")
+    ax.plot([0.35, 1.0, 1.0], [3.15, 3.15, 1.55], color=strong("green"), lw=2)
+    arrow(ax, (1.0, 1.55), (0.55, 1.55), color=strong("green"), lw=2)
+    write(ax, 0.2, 1.05, "x + layer(x)", size=10, ha="left", family=MONO)
+    write(ax, 0.1, 0.55, "backward, the + passes\nthe gradient on unchanged", size=9,
+          ha="left", color=strong("green"))
+    a = fig.add_axes([0.3, 0.16, 0.62, 0.74])
+    xs = np.arange(5)
+    for vals, off, color, label in [(without, -0.2, "red", "without shortcuts"),
+                                    (with_, 0.2, "green", "with shortcuts")]:
+        a.bar(xs + off, vals, 0.38, color=light(color), edgecolor=strong(color), label=label)
+        for k, v in enumerate(vals):
+            a.text(k + off, v * 1.15, f"{v:.6f}".rstrip("0"), ha="center", fontsize=9)
+    a.set_yscale("log")
+    a.set_ylim(5e-5, 2)
+    a.set_xticks(xs, [f"layers.{k}" for k in xs], fontsize=9)
+    a.set_ylabel("mean |gradient| of the weight (log scale)", fontsize=9.5)
+    a.legend(fontsize=9, frameon=False, loc="upper left")
+    # on the canvas, so that the drawn extent (which only sees the canvas) spans the plot
+    write(ax, 6.1, 4.25, f"last layer's gradient / first layer's: {ratio_without:.1f} without "
+          f"shortcuts, {ratio_with:.1f} with them", size=10.5, weight="bold")
+    write(ax, 0.1, 0.1, "The five-layer network of Section 4.4 (same seed both times); mean "
+          "|gradient| of each layer's weight as printed above.", size=9, ha="left", color=MUTED)
+    return fig
+
+
+def draw_ch04_gpt2_sizes():
+    from previous_chapters import GPT_CONFIG_124M, MODEL_CONFIGS
+    fig, ax = canvas(9.8, 5.6)
+    colors = ["blue", "teal", "purple", "orange"]
+    for k, ((name, sizes), color) in enumerate(zip(MODEL_CONFIGS.items(), colors)):
+        model = gpt_on_meta({**GPT_CONFIG_124M, **sizes})
+        tied = param_count(model) - param_count(model.out_head)
+        D, L, H = sizes["emb_dim"], sizes["n_layers"], sizes["n_heads"]
+        cx, w, step = 1.25 + k * 2.45, D / 1600 * 2.1, 0.075
+        for layer in range(L):  # one thin bar per transformer block, width = emb_dim
+            ax.add_patch(plt.Rectangle((cx - w / 2, 1.3 + layer * step), w, step * 0.7,
+                                       facecolor=light(color), edgecolor=strong(color), lw=0.6))
+        top = 1.3 + L * step
+        write(ax, cx, top + 0.25, f"{L} blocks", size=10, weight="bold", color=strong(color))
+        write(ax, cx, 1.05, f"emb_dim {D:,}", size=10, family=MONO)
+        write(ax, cx, 0.75, f"{H} heads \u00d7 {D // H} = {D:,}", size=9.5, family=MONO,
+              color=MUTED)
+        write(ax, cx, 0.4, f"{tied:,} params", size=9.5, family=MONO, color=strong(color))
+        write(ax, cx, 5.35, name, size=10.5, weight="bold")
+    write(ax, 0.15, 0.1, "Bar width \u221d emb_dim, one bar per block; parameters with weight "
+          "tying, counted with GPTModel on the meta device.", size=9, ha="left", color=MUTED)
+    return fig
+
+
 def draw_ch04_generation_loop():
     """Section 4.7's loop, with the IDs its stored run printed."""
-    import re
     printed = stored_output("ch04_gpt_model.ipynb", "f3a56a84")
     out = [int(i) for i in re.search(r"Output IDs: \[(.*?)\]", printed).group(1).split(",")]
     context, new = out[:4], out[4]
@@ -215,4 +397,35 @@ FIGURES = [
            "float32 weight memory of GPT-2 small, medium, large and XL.",
            draw_ch04_param_memory,
            "Counted with GPTModel for the four MODEL_CONFIGS."),
+    Figure("ch04_layer_norm", "ch04_gpt_model.ipynb", "452bcf35",
+           "LayerNorm sits before each sub-layer, off the shortcut; it moves each token's "
+           "vector to mean 0 and variance 1, then a learned scale and shift follow.",
+           "Top: x goes through LayerNorm into attention or feed-forward and is added back "
+           "through an untouched shortcut. Bottom: bar charts of six activations before, "
+           "after subtracting the mean and after dividing by the standard deviation.",
+           draw_ch04_layer_norm, "Values from the stored run of the two cells above."),
+    Figure("ch04_gelu_relu", "ch04_gpt_model.ipynb", "e71db436",
+           "Look at the slopes: ReLU's is exactly 0 for every negative input, GELU's changes "
+           "smoothly and stays non-zero a little below 0.",
+           "Two plots over x from -3 to 3: GELU and ReLU, and their slopes; ReLU's slope "
+           "jumps from 0 to 1 at x = 0, GELU's rises smoothly.", draw_ch04_gelu_relu,
+           "Computed with the course's GELU (tanh approximation) and autograd."),
+    Figure("ch04_feed_forward", "ch04_gpt_model.ipynb", "e2a14c92",
+           "The feed-forward network widens every token's vector four times, applies GELU, "
+           "and projects it back, so its output fits the next block.",
+           "Bars of height 768, 3,072, 3,072 and 768 joined by Linear, GELU and Linear, "
+           "with the parameter count of each linear layer.", draw_ch04_feed_forward,
+           "Sizes and counts of FeedForward(GPT_CONFIG_124M)."),
+    Figure("ch04_shortcut_gradients", "ch04_gpt_model.ipynb", "b54214e1",
+           "With shortcuts every layer's gradient is hundreds of times larger, and the first "
+           "layer's is no longer lost on the way back.",
+           "A layer with a shortcut that adds x to its output, and a log-scale bar chart of "
+           "the mean absolute weight gradients of five layers without and with shortcuts.",
+           draw_ch04_shortcut_gradients, "Gradients from the stored run of the two cells above."),
+    Figure("ch04_gpt2_sizes", "ch04_gpt_model.ipynb", "a075b46b",
+           "The four GPT-2 sizes differ only in depth (blocks), width (emb_dim) and heads; "
+           "every head is 64 wide in all of them.",
+           "Four stacks of thin bars, one bar per transformer block, wider for larger "
+           "emb_dim: 12, 24, 36 and 48 blocks, with heads and parameter counts.",
+           draw_ch04_gpt2_sizes, "MODEL_CONFIGS; parameters counted with GPTModel."),
 ]
