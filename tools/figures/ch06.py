@@ -1,30 +1,28 @@
 """The figures of Chapter 6: fine-tuning for classification."""
 
+import io
+import re
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
 from tools.figures.style import (
-    Figure, INK, MONO, MUTED, arrow, box, canvas, gpt_on_meta, light, param_count, show_token,
-    strong, tokenizer, write)
+    Figure, INK, MONO, MUTED, arrow, box, cache, canvas, data_file, digraph, fill, gpt_on_meta,
+    light, param_count, show_token, stored_output, strong, tokenizer, write)
+
+NB = "ch06_classification.ipynb"
 
 
 def draw_ch06_last_token():
-    import torch
-
-    from previous_chapters import GPT_CONFIG_124M, GPTModel, add_classification_head
+    """The causal mask of "Do you have time" and the scores the stored run printed."""
+    printed = stored_output(NB, "3d5799e5")
+    scores = [float(v) for v in re.search(r"tensor\(\[\[(.*?)\]\]\)", printed).group(1).split(",")]
+    shape = re.search(r"outputs: torch.Size\(\[(.*?)\]\)", stored_output(NB, "90c358e9")).group(1)
     tok = tokenizer()
     ids = tok.encode("Do you have time")
     pieces = [show_token(tok.decode([i])) for i in ids]
     n = len(ids)
-    cfg = {**GPT_CONFIG_124M, "context_length": 16, "emb_dim": 32, "n_heads": 2,
-           "n_layers": 2, "drop_rate": 0.0}
-    torch.manual_seed(123)
-    model = GPTModel(cfg)
-    add_classification_head(model, 2)
-    model.eval()
-    with torch.no_grad():
-        out = model(torch.tensor([ids]))[0].numpy()  # (num_tokens, 2)
     fig, ax = canvas(9.8, 4.8)
     cell = 0.55
     top = 3.55
@@ -47,18 +45,19 @@ def draw_ch06_last_token():
     write(ax, x1 + n * cell / 2, top + 0.85, "who sees whom (causal mask)", size=10.5,
           weight="bold")
     write(ax, x1 + n * cell / 2, top - n * cell - 0.3, "rows: token  \u00b7  columns: tokens it "
-          "can attend to", size=8.5, color=MUTED)
-    # outputs
+          "can attend to", size=9, color=MUTED)
+    # outputs: only the last row was printed (and only it is used)
     x2 = 5.3
-    write(ax, x2 + 0.9, top + 0.85, "model outputs (1, 4, 2)", size=10.5, weight="bold")
-    write(ax, x2 + 0.45, top + 0.2, "ham", size=9, color=MUTED)
+    write(ax, x2 + 0.9, top + 0.85, f"model outputs ({shape})", size=10.5, weight="bold")
+    write(ax, x2 + 0.45, top + 0.2, "not spam", size=9, color=MUTED)
     write(ax, x2 + 1.35, top + 0.2, "spam", size=9, color=MUTED)
     for i in range(n):
         last = i == n - 1
         for j in range(2):
             box(ax, x2 + j * 0.9, top - (i + 1) * cell + 0.05, 0.85, cell - 0.1,
-                f"{out[i, j]:+.2f}", "green" if last else "grey", fontsize=9.5, family=MONO,
-                fill=None if last else "white", text_color=INK if last else MUTED)
+                f"{scores[j]:.4f}" if last else "\u00b7", "green" if last else "grey",
+                fontsize=9.5, family=MONO, fill=None if last else "white",
+                text_color=INK if last else MUTED)
         arrow(ax, (x1 + n * cell + 0.1, top - (i + 0.5) * cell), (x2 - 0.1, top - (i + 0.5) * cell),
               color=strong("green") if last else light("grey"), lw=1.6 if last else 1.0)
     write(ax, x2 + 1.95, top - (n - 0.5) * cell, "\u2190 outputs[:, -1, :]\n     the only row "
@@ -67,9 +66,9 @@ def draw_ch06_last_token():
           ha="left", color=MUTED)
     write(ax, 0.2, 0.5, "Only the last token has attended to the whole message, so its two "
           "scores decide the class.", size=10, ha="left")
-    write(ax, 0.2, 0.2, "Scores of a small GPTModel with random weights (seed 123) after "
-          "add_classification_head: untrained, so meaningless.", size=9.5, ha="left",
-          color=MUTED)
+    write(ax, 0.2, 0.2, "Last row: the scores the stored run prints in the cell below "
+          "(head just added, untrained); the other rows are not printed.", size=9.5,
+          ha="left", color=MUTED)
     return fig
 
 
@@ -143,15 +142,19 @@ def draw_ch06_lora():
           size=9.5, color=MUTED)
     write(ax, wx + side / 2, wy + side + 0.22, "pretrained weight: frozen", size=10.5,
           weight="bold", color=strong("grey"))
-    # A (in_dim x rank) and B (rank x out_dim)
+    # A (in_dim x rank) and B (rank x out_dim), with the data flow x -> A -> B
     ay = 0.45
+    bx, by = wx + 0.75, ay + side - thin
     box(ax, wx, ay, thin, side, "", "green", rounding=0.02)
     write(ax, wx + thin / 2, ay - 0.2, "A", size=12, weight="bold", color=strong("green"))
-    box(ax, wx + 0.3, ay + side - thin, side, thin, "", "green", rounding=0.02)
-    write(ax, wx + 0.4 + side, ay + side - thin / 2, "B", size=12, weight="bold",
+    box(ax, bx, by, side, thin, "", "green", rounding=0.02)
+    write(ax, bx + side + 0.1, by + thin / 2, "B", size=12, weight="bold",
           color=strong("green"), ha="left")
-    tx = wx + 0.4
-    write(ax, tx, ay + side - thin - 0.3, f"B: {r} \u00d7 768 = {n_b:,} numbers, starts at 0",
+    arrow(ax, (wx + thin + 0.04, by + thin / 2), (bx - 0.04, by + thin / 2))
+    write(ax, wx + thin + 0.27, by + thin + 0.14, f"x A\n(\u2026, {r})", size=9,
+          color=strong("green"))
+    tx = bx
+    write(ax, tx, by - 0.3, f"B: {r} \u00d7 768 = {n_b:,} numbers, starts at 0",
           size=9.5, ha="left", color=strong("green"))
     write(ax, tx, ay + 1.3, f"A: 768 \u00d7 {r} = {n_a:,} numbers, random start", size=9.5,
           ha="left", color=strong("green"))
@@ -163,12 +166,12 @@ def draw_ch06_lora():
     arrow(ax, (1.45, 4.1), (wx - 0.05, 4.1))
     ax.plot([0.8, 0.8, 1.4], [3.8, 1.55, 1.55], color=INK, lw=1.5)
     arrow(ax, (1.4, 1.55), (wx - 0.05, 1.55))
-    px, py = 6.4, 4.1
+    px, py = 6.7, 4.1
     ax.add_patch(plt.Circle((px, py), 0.24, facecolor="white", edgecolor=INK, lw=1.5))
     write(ax, px, py, "+", size=15, weight="bold")
     arrow(ax, (wx + side + 0.05, py), (px - 0.26, py))
-    arrow(ax, (wx + 0.3 + side + 0.4, ay + side - thin / 2), (px, py - 0.26), rad=0.35)
-    write(ax, 5.95, 2.75, f"\u00d7 \u03b1 = {alpha}", size=10.5, ha="left")
+    arrow(ax, (bx + side + 0.4, by + thin / 2), (px, py - 0.26), rad=0.35)
+    write(ax, 6.3, 2.75, f"\u00d7 \u03b1 = {alpha}", size=10.5, ha="left")
     arrow(ax, (px + 0.26, py), (px + 0.8, py))
     write(ax, px + 0.9, py + 0.18, "x W + \u03b1 \u00b7 x A B", size=11.5, ha="left",
           weight="bold")
@@ -188,7 +191,7 @@ FIGURES = [
            "A 4 by 4 causal mask for Do you have time, the last row highlighted; the model's "
            "four output rows of two class scores, of which only the last is used.",
            draw_ch06_last_token,
-           "Scores of a small GPTModel with random weights (seed 123): untrained, so meaningless."),
+           "The last row's scores are those the stored run prints in the cell below."),
     Figure("ch06_trainable", "ch06_classification.ipynb", "3f44ad79",
            "Only the last transformer block, the final norm and the new 2-class head are "
            "trained; everything else stays frozen.",
