@@ -238,8 +238,8 @@ class BPETokenizerSimple:
 
     # -- training ---------------------------------------------------------------------
     def train(self, text, vocab_size, allowed_special=("<|endoftext|>",)):
-        """Learn merges from `text` until the vocabulary holds `vocab_size` tokens, the
-        special tokens `allowed_special` (added last) included."""
+        """Learn merges from `text` until the vocabulary holds `vocab_size` tokens (the
+        special tokens `allowed_special`, added last, included) or no pair is left to merge."""
         specials = sorted(set(allowed_special))
         if vocab_size < 256 + len(specials):
             raise ValueError(f"vocab_size={vocab_size} is too small: a byte-level vocabulary "
