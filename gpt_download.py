@@ -1,6 +1,7 @@
 """The downloads the chapters call: the course's data sets and OpenAI's GPT-2 weights.
 
     download_data_file(name, data_dir="data")           one data set (a key of DATA_FILES)
+    download_gpt2_tokenizer_files(models_dir="models")  GPT-2's encoder.json and vocab.bpe
     download_and_load_gpt2(size, models_dir="models")   GPT-2's weights as NumPy arrays
     load_gpt2_params_from_tf_ckpt(path, settings)       the same from a checkpoint on disk
                                                         (from gpt2_weights.py)
@@ -95,6 +96,17 @@ def download_data_file(mirror_path, data_dir="data"):
     return download_file(source_urls(spec.urls, mirror_path), destination,
                          expected_size=spec.size, sha256=spec.sha256, max_size=spec.max_size,
                          verify=verify)
+
+
+def download_gpt2_tokenizer_files(models_dir="models"):
+    """Download GPT-2's two tokenizer files (once), checked by their SHA-256.
+
+    They are the same for every model size, so they go where the 124M checkpoint's copies
+    go, `models_dir/124M/`. Returns the paths of encoder.json and vocab.bpe.
+    """
+    model_dir = Path(models_dir) / "124M"
+    return tuple(_download_gpt2_file("124M", name, model_dir, *GPT2_TOKENIZER_FILES[name])
+                 for name in ("encoder.json", "vocab.bpe"))
 
 
 def published_gpt2_hparams():

@@ -10,8 +10,10 @@ import copy
 from functools import cache
 from importlib.metadata import version
 from itertools import islice
+import json
 import math
 import os
+from pathlib import Path
 import platform
 import re
 import time
@@ -21,6 +23,7 @@ import urllib.request
 
 from judge_client import post_chat
 import numpy as np
+import regex
 from safe_checkpoints import (
     load_state_dict_checked,
     read_classifier_checkpoint,
@@ -149,6 +152,271 @@ def print_versions(packages=("torch", "tiktoken")):
     """Print the versions of Python and of `packages` a notebook runs with."""
     print(", ".join([f"Python {platform.python_version()}"]
                     + [f"{name} {version(name)}" for name in packages]))
+
+
+# ============================================================================
+# Appendix F: appendix_f_bpe.ipynb
+# ============================================================================
+
+
+def gpt2_byte_to_unicode():
+    """GPT-2's table from each of the 256 byte values to a printable stand-in character.
+
+    Bytes that are visible characters already ('!'..'~', '¡'..'¬', '®'..'ÿ') stand for
+    themselves; the other 68 get the characters from U+0100 on, in byte order. So every token
+    of GPT-2's encoder.json is a readable string (a leading space shows as 'Ġ', U+0120).
+    """
+    visible = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+               *range(ord("®"), ord("ÿ") + 1)]
+    table = {byte: chr(byte) for byte in visible}
+    stand_ins = (chr(256 + k) for k in range(256))
+    for byte in range(256):
+        if byte not in table:
+            table[byte] = next(stand_ins)
+    return dict(sorted(table.items()))
+
+
+# GPT-2's pre-tokenizer, as OpenAI published it: a contraction ending, a run of letters, of
+# digits or of other symbols (each may start with one space), or a run of whitespace.
+GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def count_pairs(word_counts):
+    """How often each pair of neighbouring IDs occurs, over words given as {IDs: count}."""
+    pairs = Counter()
+    for ids, count in word_counts.items():
+        for pair in zip(ids, ids[1:]):
+            pairs[pair] += count
+    return pairs
+
+
+def merge_pair(ids, pair, new_id):
+    """`ids` with each occurrence of the neighbours `pair`, left to right, replaced by `new_id`."""
+    merged, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+            merged.append(new_id)
+            i += 2
+        else:
+            merged.append(ids[i])
+            i += 1
+    return merged
+
+
+def split_at_special(text, names):
+    """`text` cut at the special tokens `names`: [text, name, text, ..., name, text]."""
+    if not names:
+        return [text]
+    longest_first = sorted(names, key=len, reverse=True)  # so no name matches inside a longer one
+    return regex.split("(" + "|".join(map(regex.escape, longest_first)) + ")", text)
+
+
+def valid_unicode(text):
+    """`text`, ready for UTF-8. Halves of UTF-16 surrogate pairs have no UTF-8 form: like
+    tiktoken, join each complete pair into its character and replace a lone half by U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+class BPETokenizerSimple:
+    """A byte-level byte-pair-encoding tokenizer: train one on a text, or load GPT-2's."""
+
+    def __init__(self):
+        self.pattern = regex.compile(GPT2_SPLIT_PATTERN)
+        self.start_from_bytes()
+
+    def start_from_bytes(self):
+        """The vocabulary before any merge: one ID per byte value, no special tokens."""
+        self.vocab = {byte: bytes([byte]) for byte in range(256)}  # ID -> its bytes
+        self.byte_ids = list(range(256))  # byte value -> its ID
+        self.merges = {}  # (left ID, right ID) -> merged ID; a lower ID was learned earlier
+        self.special_tokens = {}  # name -> ID
+        self.chunk_cache = {}  # chunk of text -> its IDs: texts repeat their words
+
+    # -- training ---------------------------------------------------------------------
+    def train(self, text, vocab_size, allowed_special=("<|endoftext|>",)):
+        """Learn merges from `text` until the vocabulary holds `vocab_size` tokens (the
+        special tokens `allowed_special`, added last, included) or no pair is left to merge."""
+        specials = sorted(set(allowed_special))
+        if vocab_size < 256 + len(specials):
+            raise ValueError(f"vocab_size={vocab_size} is too small: a byte-level vocabulary "
+                             f"needs 256 IDs for the bytes and {len(specials)} for the special "
+                             "tokens")
+        self.start_from_bytes()
+        word_counts = Counter()
+        for part in split_at_special(text, specials)[::2]:  # special tokens are never merged
+            for chunk in self.pattern.findall(part):
+                word_counts[tuple(chunk.encode("utf-8"))] += 1
+        for new_id in range(256, vocab_size - len(specials)):
+            pair_counts = count_pairs(word_counts)
+            if not pair_counts:
+                break  # every word is a single token already: nothing left to merge
+            pair = max(pair_counts, key=pair_counts.get)  # on a tie, the pair counted first
+            self.add_merge(pair, new_id)
+            word_counts = {tuple(merge_pair(ids, pair, new_id)): count
+                           for ids, count in word_counts.items()}
+        for name in specials:
+            self.add_special(name, len(self.vocab))
+        return self
+
+    def add_merge(self, pair, new_id):
+        self.merges[pair] = new_id
+        self.vocab[new_id] = self.vocab[pair[0]] + self.vocab[pair[1]]
+
+    def add_special(self, name, token_id):
+        self.special_tokens[name] = token_id
+        self.vocab[token_id] = name.encode("utf-8")
+
+    # -- encoding and decoding --------------------------------------------------------
+    def encode(self, text, allowed_special=None):
+        """Token IDs of `text`. As in tiktoken, a special token in the text is an error
+        unless `allowed_special` (a set of names, or "all") lets it be encoded as its ID."""
+        allowed = self.checked_specials(allowed_special)
+        for name in self.special_tokens.keys() - allowed:
+            if name in text:
+                raise ValueError(f"the text contains the special token {name!r}; pass "
+                                 f"allowed_special={{{name!r}}} to encode it as its ID "
+                                 f"{self.special_tokens[name]}")
+        ids = []
+        for k, part in enumerate(split_at_special(valid_unicode(text), allowed)):
+            if k % 2:  # split_at_special puts the special tokens at the odd places
+                ids.append(self.special_tokens[part])
+            else:
+                for chunk in self.pattern.findall(part):
+                    ids.extend(self.encode_chunk(chunk))
+        return ids
+
+    def checked_specials(self, allowed_special):
+        if allowed_special is None:
+            return set()
+        if allowed_special == "all":
+            return set(self.special_tokens)
+        unknown = sorted(set(allowed_special) - self.special_tokens.keys())
+        if unknown:
+            known = ", ".join(self.special_tokens) or "none"
+            raise ValueError(f"unknown special token {unknown[0]!r} in allowed_special (this "
+                             f"tokenizer's special tokens: {known})")
+        return set(allowed_special)
+
+    def encode_chunk(self, chunk):
+        if chunk not in self.chunk_cache:
+            ids = [self.byte_ids[byte] for byte in chunk.encode("utf-8")]
+            self.chunk_cache[chunk] = self.apply_merges(ids)
+        return self.chunk_cache[chunk]
+
+    def apply_merges(self, ids):
+        """Replay the merges in the order they were learned, as far as they apply to `ids`."""
+        while (pair := self.next_merge(ids)) is not None:
+            ids = merge_pair(ids, pair, self.merges[pair])
+        return ids
+
+    def next_merge(self, ids):
+        """The neighbouring pair in `ids` that was merged earliest in training, or None."""
+        pair = min(zip(ids, ids[1:]), key=lambda p: self.merges.get(p, math.inf), default=None)
+        return pair if pair in self.merges else None
+
+    def decode(self, ids):
+        """The text of token IDs; bytes that do not form whole characters become U+FFFD."""
+        unknown = [token_id for token_id in ids if token_id not in self.vocab]
+        if unknown:
+            raise ValueError(f"unknown token ID {unknown[0]} (this vocabulary has "
+                             f"{len(self.vocab):,} IDs, 0 to {len(self.vocab) - 1})")
+        return b"".join(self.vocab[token_id] for token_id in ids).decode("utf-8", errors="replace")
+
+    # -- GPT-2's files ----------------------------------------------------------------
+    def load_vocab_and_merges_from_openai(self, vocab_path, bpe_merges_path):
+        """Take GPT-2's tokens from `vocab_path` (encoder.json) and its merges, in order,
+        from `bpe_merges_path` (vocab.bpe). A malformed file raises ValueError, naming it."""
+        byte_of = {char: byte for byte, char in gpt2_byte_to_unicode().items()}
+        self.start_from_bytes()
+        self.vocab = {}
+        for token, token_id in read_openai_vocab(vocab_path).items():
+            if token in GPT2_SPECIAL_TOKENS:
+                self.add_special(token, token_id)
+            else:
+                self.vocab[token_id] = token_bytes(token, byte_of, vocab_path)
+        id_of = {data: token_id for token_id, data in self.vocab.items()
+                 if token_id not in self.special_tokens.values()}
+        missing = [byte for byte in range(256) if bytes([byte]) not in id_of]
+        if missing:
+            raise ValueError(f"{vocab_path}: no token for the byte {missing[0]}; a byte-level "
+                             "vocabulary needs one for each of the 256 byte values")
+        self.byte_ids = [id_of[bytes([byte])] for byte in range(256)]
+        previous_id = -1
+        for line, left, right in read_openai_merges(bpe_merges_path):
+            where = f"{bpe_merges_path}, line {line}"
+            tokens = (left, right, left + right)
+            ids = [id_of.get(token_bytes(token, byte_of, where)) for token in tokens]
+            if None in ids:
+                raise ValueError(f"{where}: {tokens[ids.index(None)]!r} is not a token of "
+                                 f"{vocab_path}")
+            if ids[2] <= previous_id:  # encode takes a lower ID for an earlier merge
+                raise ValueError(f"{where}: the merged token {left + right!r} has ID {ids[2]}, "
+                                 "lower than an earlier line's; the merges must come in the "
+                                 "order of their IDs")
+            previous_id = ids[2]
+            self.merges[(ids[0], ids[1])] = ids[2]
+        return self
+
+
+def merge_steps(tokenizer, chunk):
+    """Every state of encoding one chunk: its byte IDs, then its IDs after each merge that
+    `encode` applies, in order."""
+    ids = [tokenizer.byte_ids[byte] for byte in chunk.encode("utf-8")]
+    steps = [ids]
+    while (pair := tokenizer.next_merge(ids)) is not None:
+        ids = merge_pair(ids, pair, tokenizer.merges[pair])
+        steps.append(ids)
+    return steps
+
+
+GPT2_SPECIAL_TOKENS = ("<|endoftext|>",)
+
+
+def read_openai_vocab(path):
+    """encoder.json as {token string: ID}; a ValueError names the file and the problem."""
+    try:
+        table = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a JSON file ({error})") from None
+    if not isinstance(table, dict) or not all(
+            isinstance(token, str) and type(token_id) is int for token, token_id in table.items()):
+        raise ValueError(f"{path}: expected a JSON object mapping token strings to integer IDs")
+    if sorted(table.values()) != list(range(len(table))):
+        raise ValueError(f"{path}: the IDs must be 0 to {len(table) - 1}, each used once")
+    return table
+
+
+def read_openai_merges(path):
+    """vocab.bpe's merges in the order they were learned: (line number, left, right)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a UTF-8 text file ({error})") from None
+    merges = []
+    for number, line in enumerate(lines, start=1):
+        if not line or (number == 1 and line.startswith("#version")):
+            continue
+        parts = line.split(" ")
+        if len(parts) != 2 or not all(parts):
+            raise ValueError(f"{path}, line {number}: expected two tokens separated by one "
+                             f"space, got {line!r}")
+        merges.append((number, *parts))
+    if not merges:
+        raise ValueError(f"{path}: no merges in it")
+    return merges
+
+
+def token_bytes(token, byte_of, where):
+    """The bytes a token of GPT-2's files stands for (`byte_of`: stand-in character -> byte)."""
+    try:
+        return bytes(byte_of[char] for char in token)
+    except KeyError as error:
+        raise ValueError(f"{where}: the token {token!r} has the character {error.args[0]!r}, "
+                         "which is not one of GPT-2's 256 byte stand-ins") from None
 
 
 # ============================================================================

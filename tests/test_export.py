@@ -25,7 +25,9 @@ def test_committed_module_matches_the_notebooks():
 
 def test_every_chapter_notebook_is_exported():
     names = [nb.name for nb in export.chapter_notebooks()]
-    assert names[:3] == ["ch02_text_data.ipynb", "ch03_attention.ipynb", "ch04_gpt_model.ipynb"]
+    assert names[:4] == ["ch02_text_data.ipynb", "appendix_f_bpe.ipynb", "ch03_attention.ipynb",
+                         "ch04_gpt_model.ipynb"]  # each appendix right after the chapter it builds on
+    assert names.index("appendix_d_speed.ipynb") == names.index("ch05_pretraining.ipynb") + 1
     module = export.MODULE.read_text(encoding="utf-8")
     for name in names:
         assert name in module

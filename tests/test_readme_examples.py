@@ -34,6 +34,7 @@ SHORTER = {
     "scripts/pretrain.py": ["--steps", "1", "--n-layers", "1", "--emb-dim", "16", "--n-heads", "2",
                             "--context-length", "16", "--batch-size", "2", "--eval-every", "0",
                             "--device", "cpu"],
+    "scripts/bench_bpe.py": ["--runs", "1"],
 }
 NOT_RUN = {  # what a test can't run in a few seconds, and why
     "torchrun": "starts several processes (tests/test_pretrain_ddp.py runs pretrain.py under torchrun)",
@@ -76,7 +77,7 @@ def test_readme_has_an_example_of_every_script():
     scripts = {word for words in EXAMPLES for word in words if word.startswith("scripts/")}
     assert scripts == {"scripts/generate.py", "scripts/classify.py", "scripts/chat.py",
                        "scripts/pretrain.py", "scripts/bench.py", "scripts/bench_chapters.py",
-                       "scripts/bench_dtypes.py"}
+                       "scripts/bench_dtypes.py", "scripts/bench_bpe.py"}
 
 
 @pytest.mark.needs_data
