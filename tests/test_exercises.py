@@ -473,8 +473,13 @@ def test_a_part_that_fails_costs_its_point_only():
                     extra_parts=private_checks.extra_parts("ch02_ex3", random.Random(0)))
     assert card.max_points == len(ec.EXERCISES["ch02_ex3"].parts) + 1
     assert not card.passed and card.outcomes["private: other lengths and strides"][0] is False
-    multi = ec.score("ch02_ex2", _loader_with_a_wrong_last_target)
-    assert 0 < multi.points < multi.max_points
+
+    def rejects(overlap):
+        raise ec.NotYet("a hint")
+
+    partly = ec.score("ch02_ex3", lambda max_length, stride: max(max_length - stride, 0),
+                      extra_parts=[("a part that rejects everything", rejects)])
+    assert (partly.points, partly.max_points, partly.first_hint()) == (1, 2, "a hint")
 
 
 def test_a_crash_in_the_learners_code_names_the_learners_line():
