@@ -3,12 +3,17 @@
 Each exercise has a function check_chNN_exM(...) that a notebook's check cell calls with
 the learner's answer (a function, a class, a module or a dict). The check runs the
 answer on inputs of its own, compares the result with a reference it computes on the
-spot, and shows a short verdict: a pass, or a hint about what to look at. It never
+spot, and prints a short verdict: a pass, or a hint about what to look at. It never
 shows the expected answer.
 
-The verdict is also shown as JSON under the MIME type RESULT_MIME, which the grader
-(tools/grade.py) reads from the executed notebook. For tests, judge(exercise_id, *answer)
-returns (passed, message) without showing anything.
+A check has one or more parts (sub-checks), each worth one point; a part that fails
+gives its hint and the others still run. score(exercise_id, *answer) returns the
+Scorecard of every part; judge(exercise_id, *answer) returns (passed, first hint).
+
+These checks are for learners: they help, they do not grade. The grader
+(tools/grade.py) runs the learner's answers in a fresh interpreter with its own copy of
+this module and adds the private parts of tools/private_checks.py, which are never
+handed out.
 
 Hand this file out beside previous_chapters.py and the exercise notebook.
 """
@@ -16,16 +21,18 @@ Hand this file out beside previous_chapters.py and the exercise notebook.
 import csv
 import math
 import os
+import random
+import sys
 import tempfile
+import traceback
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 import previous_chapters as pc
 
-RESULT_MIME = "application/vnd.llm-course.check+json"
-
-# exercise id -> (short title, judge function); filled by @exercise below, in order.
+# exercise id -> Exercise; filled by @exercise below, in order.
 EXERCISES = {}
 
 
@@ -33,11 +40,19 @@ class NotYet(Exception):
     """Raised by a judge: the answer is not right yet; the message is the hint."""
 
 
-def exercise(exercise_id, title):
-    """Register a judge and create check_<exercise_id>, the function the notebooks call."""
+class Exercise:
+    def __init__(self, exercise_id, title, parts, judge_function):
+        self.exercise_id, self.title, self.parts, self.judge_function = exercise_id, title, parts, judge_function
+
+
+def exercise(exercise_id, title, parts=None):
+    """Register a judge and create check_<exercise_id>, the function the notebooks call.
+
+    parts: the names of the judge's sub-checks, each run in a `with part(name):` block;
+    without them the whole judge is one part, named after the title."""
 
     def register(judge_function):
-        EXERCISES[exercise_id] = (title, judge_function)
+        EXERCISES[exercise_id] = Exercise(exercise_id, title, list(parts or [title]), judge_function)
 
         def check(*answer):
             return show_verdict(exercise_id, *answer)
@@ -67,39 +82,173 @@ def first_line(error):
     return f"{type(error).__name__}: {line}" if line else type(error).__name__
 
 
-def judge(exercise_id, *answer):
-    """Run the judge of one exercise on an answer; returns (passed, message)."""
-    _, judge_function = EXERCISES[exercise_id]
+def is_notebook_cell(filename):
+    """Whether code with this file name was a notebook cell (Jupyter's, IPython's or the grader's)."""
+    return filename.startswith(("<cell ", "<ipython-input-")) or Path(filename).parent.name.startswith("ipykernel_")
+
+
+def learner_line(error):
+    """'<cell 5>, line 3: return x[0]': the innermost line of a notebook cell in error's traceback."""
+    cell_frames = [frame for frame in traceback.extract_tb(error.__traceback__) if is_notebook_cell(frame.filename)]
+    if not cell_frames:
+        return None
+    frame = cell_frames[-1]
+    return f"{frame.filename}, line {frame.lineno}: {(frame.line or '').strip()}"
+
+
+class Scorecard:
+    """The outcome of every part of one exercise's check: {part: None (not run) or (passed, hint, line)}."""
+
+    def __init__(self, exercise_id, parts):
+        self.exercise_id = exercise_id
+        self.outcomes = {name: None for name in parts}
+        self.praise = None
+
+    def record(self, name, passed, hint="", line=None):
+        self.outcomes[name] = (passed, hint, line)
+
+    def fail_the_rest(self, hint, line=None):
+        for name, outcome in self.outcomes.items():
+            if outcome is None:
+                self.record(name, False, hint, line)
+
+    @property
+    def points(self):
+        return sum(1 for outcome in self.outcomes.values() if outcome and outcome[0])
+
+    @property
+    def max_points(self):
+        return len(self.outcomes)
+
+    @property
+    def passed(self):
+        return self.points == self.max_points
+
+    def first_hint(self):
+        return next((outcome[1] for outcome in self.outcomes.values() if not outcome[0]), "")
+
+    def as_dict(self):
+        return {"exercise": self.exercise_id, "points": self.points, "max_points": self.max_points,
+                "parts": [{"part": name, "passed": passed, "hint": hint, "line": line}
+                          for name, (passed, hint, line) in self.outcomes.items()]}
+
+
+_scorecards = []  # the scorecard of the check that is running (a stack, for checks inside checks)
+
+
+def crash_hint(error):
+    return f"your code raised {first_line(error)} while the check ran it; try it on a small input yourself."
+
+
+class part:
+    """`with part(name):` runs one sub-check: a NotYet or an error raised in it fails that part only."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        card = _scorecards[-1]
+        if self.name not in card.outcomes:
+            raise RuntimeError(f"the check has no part {self.name!r}")  # a bug in the check
+        if kind is None:
+            card.record(self.name, True)
+            return False
+        if issubclass(kind, NotYet):
+            card.record(self.name, False, str(error))
+            return True
+        if issubclass(kind, Exception):
+            card.record(self.name, False, crash_hint(error), learner_line(error))
+            return True
+        return False
+
+
+def score(exercise_id, *answer, extra_parts=()):
+    """Run the check of one exercise on an answer; returns its Scorecard.
+
+    extra_parts: [(name, function)], more parts to run after the judge's own, each
+    called with the answer (the grader's private parts)."""
+    entry = EXERCISES[exercise_id]
+    card = Scorecard(exercise_id, entry.parts + [name for name, _ in extra_parts])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the checks' models are tiny: one thread is fastest
+    _scorecards.append(card)
     try:
         with torch.random.fork_rng(devices=[]):  # leave the learner's random state alone
-            praise = judge_function(*answer)
-    except NotYet as hint:
-        return False, str(hint)
-    except Exception as error:  # raised by the learner's code while the check ran it
-        return False, f"your code raised {first_line(error)} while the check ran it; try it on a small input yourself."
+            run_judge(card, entry, answer)
+            for name, function in extra_parts:
+                with part(name):
+                    function(*answer)
     finally:
+        _scorecards.pop()
         torch.set_num_threads(threads)
-    return True, praise or "well done."
+    return card
+
+
+def run_judge(card, entry, answer):
+    """Run the judge's parts; an error outside them fails every part it did not reach."""
+    single = entry.parts == [entry.title]
+    try:
+        if single:
+            with part(entry.title):
+                card.praise = entry.judge_function(*answer)
+        else:
+            card.praise = entry.judge_function(*answer)
+    except NotYet as hint:
+        card.fail_the_rest(str(hint))
+    except Exception as error:  # raised by the learner's code while the check ran it
+        card.fail_the_rest(crash_hint(error), learner_line(error))
+    if any(card.outcomes[name] is None for name in entry.parts):
+        raise RuntimeError(f"the check of {entry.exercise_id} skipped a part")  # a bug in the check
+
+
+def judge(exercise_id, *answer):
+    """(passed, message): the first hint, or praise, for an answer."""
+    card = score(exercise_id, *answer)
+    return card.passed, card.praise or "well done." if card.passed else card.first_hint()
 
 
 def show_verdict(exercise_id, *answer):
-    passed, message = judge(exercise_id, *answer)
-    if passed:
-        text = f"✅ {label(exercise_id)} passed: {message}"
-    else:
-        text = f"❌ {label(exercise_id)}, not yet: {message}"
-    result = {"exercise": exercise_id, "passed": passed, "message": message}
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:
-        get_ipython = None
-    if get_ipython is not None and get_ipython() is not None:
-        display({"text/plain": text, RESULT_MIME: result}, raw=True)
-    else:
-        print(text)
+    card = score(exercise_id, *answer)
+    if card.passed:
+        print(f"✅ {label(exercise_id)} passed: {card.praise or 'well done.'}")
+        return
+    counted = f" ({card.points} of {card.max_points} parts pass)" if card.max_points > 1 else ""
+    print(f"❌ {label(exercise_id)}, not yet{counted}: {card.first_hint()}")
+    line = next((outcome[2] for outcome in card.outcomes.values() if outcome[2]), None)
+    if line:
+        print(f"   the error came from {line}")
+
+
+class watch_calls:
+    """`with watch_calls(f, g) as calls:` records every call of f and g made meanwhile, however
+    the code reached them: calls[f] lists the arguments of each call of a Python function (a
+    dict) and counts a builtin's calls (an empty dict each). The checks use it to notice a
+    shortcut that a task rules out."""
+
+    def __init__(self, *functions):
+        self.functions = functions
+        self.codes = {getattr(f, "__code__", None): f for f in functions if hasattr(f, "__code__")}
+        self.calls = {f: [] for f in functions}
+
+    def profile(self, frame, event, arg):
+        if event == "call" and frame.f_code in self.codes:
+            self.calls[self.codes[frame.f_code]].append(dict(frame.f_locals))
+        elif event == "c_call":
+            for function in self.functions:
+                if arg is function:
+                    self.calls[function].append({})
+
+    def __enter__(self):
+        self.previous = sys.getprofile()
+        sys.setprofile(self.profile)
+        return self.calls
+
+    def __exit__(self, *_):
+        sys.setprofile(self.previous)
+        return False
 
 
 # ---------------------------------------------------------------------------
@@ -118,6 +267,11 @@ def need_defined(obj, name):
 def need_callable(obj, name):
     need(obj is not None and obj is not Ellipsis, f"`{name}` is not defined yet: write it in the cell above.")
     need(callable(obj), f"`{name}` should be a function (or class) you can call.")
+
+
+def count_of(module):
+    """Every parameter element of a module."""
+    return sum(p.numel() for p in module.parameters())
 
 
 def close(a, b, tol=1e-5):
@@ -188,7 +342,7 @@ def _ch02_ex2(make_loader):
         need(torch.is_tensor(inputs) and inputs.dim() == 2 and inputs.shape[1] == max_length,
              "each row of a batch of inputs should hold max_length token IDs.")
         need(inputs.shape[0] == batch_size, "the first batch should hold batch_size rows.")
-        need(torch.equal(targets[:, :-1], inputs[:, 1:]),
+        need(targets.shape == inputs.shape and torch.equal(targets[:, :-1], inputs[:, 1:]),
              "targets should be the inputs shifted one token to the right.")
         got = torch.cat([b[0] for b in batches])
         want = torch.cat([b[0] for b in reference])
@@ -201,6 +355,9 @@ def _ch02_ex2(make_loader):
             need(not same_rows, "the right windows, but in another order: switch shuffling off.")
             raise NotYet("the windows do not start where they should: use GPT-2's BPE tokenizer and "
                          "start a new window every `stride` tokens from the beginning of the text.")
+        need(torch.equal(torch.cat([b[1] for b in batches]), torch.cat([b[1] for b in reference])),
+             "the inputs are right, but some targets are not: each target window is its input window "
+             "moved one token on, so its last target is the token that follows the window in the text.")
     return "your loader cuts windows of any length and stride."
 
 
@@ -217,7 +374,9 @@ class _CountingTokenizer:
 @exercise("ch02_ex3", "how much consecutive windows overlap")
 def _ch02_ex3(overlap):
     need_callable(overlap, "overlap")
-    for max_length, stride in [(4, 1), (4, 4), (8, 2), (3, 5), (256, 128), (6, 4)]:
+    unseen = random.Random()  # a few sizes that differ from one run to the next, beside the fixed ones
+    more = [(unseen.randint(1, 300), unseen.randint(1, 300)) for _ in range(4)]
+    for max_length, stride in [(4, 1), (4, 4), (8, 2), (3, 5), (256, 128), (6, 4)] + more:
         dataset = pc.GPTDatasetV1("", _CountingTokenizer(3 * max_length + 3 * stride), max_length, stride)
         first, second = dataset[0][0].tolist(), dataset[1][0].tolist()
         expected = len(set(first) & set(second))
@@ -277,6 +436,8 @@ def _ch03_ex1(copy_weights):
         v1_before = sa_v1.W_query.detach().clone()
         x = torch.randn(7, d_in)
         copy_weights(sa_v2, sa_v1)
+        need("forward" not in vars(sa_v1) and type(sa_v1) is SelfAttention_v1,
+             "sa_v1 should still compute with its own forward method: copy weights, not methods or classes.")
         need(all(torch.equal(v, sa_v2.state_dict()[k]) for k, v in v2_before.items()),
              "sa_v2 changed: copy from sa_v2 into sa_v1, not the other way round.")
         need(not torch.equal(sa_v1.W_query.detach(), v1_before),
@@ -285,7 +446,7 @@ def _ch03_ex1(copy_weights):
              "sa_v1 multiplies x @ W, so its matrices must stay (d_in, d_out); nn.Linear stores its "
              "weight the other way round, as (d_out, d_in).")
         with torch.no_grad():
-            need(close(sa_v1(x), sa_v2(x)),
+            need(close(SelfAttention_v1.forward(sa_v1, x), sa_v2(x)),
                  "the two modules still give different outputs: remember that nn.Linear computes "
                  "x @ weight.T, and copy all three matrices (query, key and value).")
     return "the two classes compute the same thing; only the way the weights are stored differs."
@@ -297,6 +458,8 @@ def _ch03_ex2(mha_2d):
     need(isinstance(mha_2d, pc.MultiHeadAttentionWrapper),
          "`mha_2d` should be a MultiHeadAttentionWrapper (from previous_chapters).")
     need(len(mha_2d.heads) == 2, "the exercise asks for two heads.")
+    need(all(head.dropout.p == 0 for head in mha_2d.heads),
+         "the exercise asks for no dropout: with dropout the output changes from one call to the next.")
     torch.manual_seed(5)
     x = torch.randn(2, 6, 3)
     mha_2d.eval()
@@ -442,7 +605,7 @@ def _ch05_ex1(softmax_with_temperature):
     return "low temperatures sharpen the distribution, high ones flatten it."
 
 
-def _tiny_generation_model():
+def tiny_generation_model():
     model = tiny_model(21, vocab_size=50)
     return model.eval(), torch.tensor([[1, 2, 3], [4, 5, 6]])
 
@@ -451,7 +614,7 @@ def _tiny_generation_model():
 def _ch05_ex2(deterministic_kwargs, generate_reproducibly):
     need_defined(deterministic_kwargs, "deterministic_kwargs")
     need(isinstance(deterministic_kwargs, dict), "`deterministic_kwargs` should be a dict of settings for generate().")
-    model, idx = _tiny_generation_model()
+    model, idx = tiny_generation_model()
     outputs = []
     for seed in [0, 1, 2, 3]:
         torch.manual_seed(seed)
@@ -469,7 +632,22 @@ def _ch05_ex2(deterministic_kwargs, generate_reproducibly):
     others = [generate_reproducibly(model, idx, 12, 16, seed=seed) for seed in range(4)]
     need(not all(torch.equal(others[0], out) for out in others),
          "every seed gives the same text, so it is not sampling: use temperature 1.0 and top_k 5.")
+    torch.manual_seed(7)
+    need(torch.equal(first, pc.generate(model, idx, 12, 16, temperature=1.0, top_k=5)),
+         "it samples, but not with the settings the task asks for: temperature 1.0 and top_k 5, "
+         "with the seed set just before generate().")
     return "greedy decoding is deterministic by itself; sampling is repeatable once you fix the seed."
+
+
+def reference_losses(model, text, context_length, ratio):
+    """[training loss, validation loss] of a model (in eval mode), as Exercise 5.3 describes them."""
+    split = int(ratio * len(text))
+    losses = []
+    for piece in (text[:split], text[split:]):
+        loader = pc.create_dataloader_v1(piece, batch_size=2, max_length=context_length,
+                                         stride=context_length, shuffle=False, drop_last=False)
+        losses.append(pc.calc_loss_loader(loader, model, "cpu"))
+    return losses
 
 
 @exercise("ch05_ex3", "the training and validation loss of a model")
@@ -482,12 +660,7 @@ def _ch05_ex3(train_val_losses):
         need(isinstance(losses, (tuple, list)) and len(losses) == 2,
              "return two numbers: (training loss, validation loss).")
         model.eval()
-        split = int(ratio * len(tokenizer_text))
-        expected = []
-        for part in (tokenizer_text[:split], tokenizer_text[split:]):
-            loader = pc.create_dataloader_v1(part, batch_size=2, max_length=context_length,
-                                             stride=context_length, shuffle=False, drop_last=False)
-            expected.append(pc.calc_loss_loader(loader, model, "cpu"))
+        expected = reference_losses(model, tokenizer_text, context_length, ratio)
         got = [float(loss) for loss in losses]
         need(all(math.isfinite(loss) for loss in got), "a loss is not a finite number.")
         if not all(abs(g - e) < 1e-4 for g, e in zip(got, expected)):
@@ -499,13 +672,11 @@ def _ch05_ex3(train_val_losses):
     return "an untrained model's loss is close to ln(50257) ≈ 10.8: it is guessing uniformly."
 
 
-@exercise("ch05_ex4", "continue training from a saved checkpoint")
-def _ch05_ex4(save_training_state, load_training_state):
-    need_callable(save_training_state, "save_training_state")
-    need_callable(load_training_state, "load_training_state")
+def resume_matches(save_training_state, load_training_state, lr=3e-3, weight_decay=0.1, seed=4):
+    """NotYet unless training a reloaded model goes on exactly as the original's does."""
     config = tiny_config()
-    model = tiny_model(4)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1)
+    model = tiny_model(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     batches = [torch.randint(0, 60, (2, 9)) for _ in range(3)]
 
     def step(model, optimizer, batch):
@@ -534,6 +705,13 @@ def _ch05_ex4(save_training_state, load_training_state):
     need(all(torch.allclose(a, b, atol=1e-6) for a, b in zip(model.parameters(), new_model.parameters())),
          "one more training step changes the reloaded model differently: AdamW keeps running "
          "averages of the gradients (and its settings) that must be saved and restored too.")
+
+
+@exercise("ch05_ex4", "continue training from a saved checkpoint")
+def _ch05_ex4(save_training_state, load_training_state):
+    need_callable(save_training_state, "save_training_state")
+    need_callable(load_training_state, "load_training_state")
+    resume_matches(save_training_state, load_training_state)
     return "training picks up exactly where it stopped."
 
 
@@ -541,7 +719,7 @@ def _ch05_ex4(save_training_state, load_training_state):
 # Chapter 6
 # ---------------------------------------------------------------------------
 
-def _tiny_classifier(seed, **changes):
+def tiny_classifier(seed, **changes):
     model = tiny_model(seed, **changes)
     torch.manual_seed(seed + 100)
     model.out_head = nn.Linear(model.out_head.in_features, 2)
@@ -551,7 +729,7 @@ def _tiny_classifier(seed, **changes):
 @exercise("ch06_ex1", "classifying on the first token")
 def _ch06_ex1(calc_loss_first_token):
     need_callable(calc_loss_first_token, "calc_loss_first_token")
-    model = _tiny_classifier(8).eval()
+    model = tiny_classifier(8).eval()
     torch.manual_seed(9)
     for batch_size in [3, 5]:
         inputs, labels = torch.randint(0, 60, (batch_size, 11)), torch.randint(0, 2, (batch_size,))
@@ -570,7 +748,7 @@ def _ch06_ex1(calc_loss_first_token):
 def _ch06_ex2(set_trainable, count_trainable):
     need_callable(set_trainable, "set_trainable")
     need_callable(count_trainable, "count_trainable")
-    model = _tiny_classifier(1, n_layers=3)
+    model = tiny_classifier(1, n_layers=3)
     for p in model.parameters():
         p.requires_grad_(False)
     returned = set_trainable(model, "all")
@@ -585,19 +763,16 @@ def _ch06_ex2(set_trainable, count_trainable):
                                   "(the last block, the final norm and the head train).")
         else:
             need(not p.requires_grad, f"with 'last_block', {name} should be frozen.")
-    for candidate in [model, _tiny_classifier(2), nn.Linear(5, 3)]:
+    for candidate in [model, tiny_classifier(2), nn.Linear(5, 3)]:
         expected = sum(p.numel() for p in candidate.parameters() if p.requires_grad)
         need(int(count_trainable(candidate)) == expected,
              "`count_trainable` is off: count only the elements of parameters with requires_grad.")
     return "training everything costs more per step and usually buys a little accuracy."
 
 
-@exercise("ch06_ex3", "a longer context")
-def _ch06_ex3(make_padded_dataset):
-    need_callable(make_padded_dataset, "make_padded_dataset")
+def padded_dataset_matches(make_padded_dataset, texts, context_length):
+    """NotYet unless make_padded_dataset pads (or cuts) every message to the model's context."""
     tokenizer = gpt2_tokenizer()
-    texts = ["Free entry! Text WIN to 80000 now", "See you at the station at six?",
-             "Congratulations " * 30, "ok"]
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "messages.csv")
         with open(path, "w", newline="") as file:
@@ -605,18 +780,25 @@ def _ch06_ex3(make_padded_dataset):
             writer.writerow(["Label", "Text"])
             for i, text in enumerate(texts):
                 writer.writerow([i % 2, text])
-        for context_length in [24, 40]:
-            model = tiny_model(0, vocab_size=50257, context_length=context_length, n_layers=1)
-            dataset = make_padded_dataset(path, tokenizer, model)
-            need(len(dataset) == len(texts), "the dataset should hold every message of the file.")
-            for i, text in enumerate(texts):
-                ids, label = dataset[i]
-                need(ids.shape == (context_length,),
-                     "every example should be exactly as long as the model's context.")
-                encoded = tokenizer.encode(text)[:context_length]
-                need(ids[:len(encoded)].tolist() == encoded, "the tokens of the message are not all there.")
-                need(ids[len(encoded):].eq(50256).all(), "pad the rest with the end-of-text token (50256).")
-                need(int(label) == i % 2, "the labels got mixed up.")
+        model = tiny_model(0, vocab_size=50257, context_length=context_length, n_layers=1)
+        dataset = make_padded_dataset(path, tokenizer, model)
+        need(len(dataset) == len(texts), "the dataset should hold every message of the file.")
+        for i, text in enumerate(texts):
+            ids, label = dataset[i]
+            need(ids.shape == (context_length,), "every example should be exactly as long as the model's context.")
+            encoded = tokenizer.encode(text)[:context_length]
+            need(ids[:len(encoded)].tolist() == encoded, "the tokens of the message are not all there.")
+            need(ids[len(encoded):].eq(50256).all(), "pad the rest with the end-of-text token (50256).")
+            need(int(label) == i % 2, "the labels got mixed up.")
+
+
+@exercise("ch06_ex3", "a longer context")
+def _ch06_ex3(make_padded_dataset):
+    need_callable(make_padded_dataset, "make_padded_dataset")
+    texts = ["Free entry! Text WIN to 80000 now", "See you at the station at six?",
+             "Congratulations " * 30, "ok"]
+    for context_length in [24, 40]:
+        padded_dataset_matches(make_padded_dataset, texts, context_length)
     return "padding to the full context works, at the price of much longer (slower) inputs."
 
 
@@ -652,6 +834,27 @@ def _ch07_ex1(format_input_phi3, format_example_phi3):
     return "the Phi-3 style is shorter than Alpaca's, so each example costs fewer tokens."
 
 
+def masked_targets(batch, ignore_index=-100):
+    """The targets of Exercise 7.2, built here step by step: shifted, padding and prompt masked."""
+    width = max(len(ids) for ids, _ in batch)
+    rows = []
+    for ids, prompt_length in batch:
+        row = list(ids[1:]) + [50256] + [ignore_index] * (width - len(ids))
+        row[:max(prompt_length - 1, 0)] = [ignore_index] * max(prompt_length - 1, 0)
+        rows.append(row)
+    return torch.tensor(rows)
+
+
+def collate_without_shortcut(collate_masked, batch):
+    """collate_masked's result; NotYet if it let custom_collate_fn do the masking."""
+    with watch_calls(pc.custom_collate_fn) as calls:
+        got = collate_masked([(list(ids), n) for ids, n in batch])
+    need(not any(call.get("mask_prompt") for call in calls[pc.custom_collate_fn]),
+         "the task asks you to mask the prompt yourself, without custom_collate_fn(..., mask_prompt=True).")
+    need(isinstance(got, (tuple, list)) and len(got) == 2, "return (inputs, targets).")
+    return got
+
+
 @exercise("ch07_ex2", "masking the instruction in the loss")
 def _ch07_ex2(collate_masked):
     need_callable(collate_masked, "collate_masked")
@@ -660,10 +863,9 @@ def _ch07_ex2(collate_masked):
         [([1, 2, 3, 4], 2), ([5, 6, 7, 8, 9, 10, 11], 5), ([12, 13, 14], 2)],
     ]
     for batch in batches:
-        got = collate_masked([(list(ids), n) for ids, n in batch])
-        need(isinstance(got, (tuple, list)) and len(got) == 2, "return (inputs, targets).")
-        inputs, targets = got
-        want_inputs, want_targets = pc.custom_collate_fn(batch, mask_prompt=True)
+        inputs, targets = collate_without_shortcut(collate_masked, batch)
+        want_inputs = pc.custom_collate_fn([ids for ids, _ in batch])[0]
+        want_targets = masked_targets(batch)
         need(torch.is_tensor(inputs) and torch.equal(inputs, want_inputs),
              "the inputs should be padded exactly as custom_collate_fn pads them; masking changes only the targets.")
         need(torch.is_tensor(targets) and targets.shape == want_targets.shape, "the targets have the wrong shape.")

@@ -7,8 +7,10 @@ small models.
 """
 
 import csv
+import functools
 import hashlib
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -25,6 +27,7 @@ import previous_chapters as pc
 
 from tools import grade
 from tools import make_exercises
+from tools import private_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,7 +97,8 @@ def test_solution_notebooks_are_executed_top_to_bottom_and_every_check_passes():
         assert not [output for cell in code_cells for output in cell.outputs if output.output_type == "error"]
         for cell in code_cells:
             if "check" in cell.metadata.get("tags", []):
-                assert grade.read_verdict(cell) == ("pass", ""), (chapter, cell.metadata["exercise"])
+                shown = "".join(output.get("text", "") for output in cell.outputs)
+                assert shown.startswith(f"✅ {ec.label(cell.metadata['exercise'])} passed"), (chapter, shown)
 
 
 B, E = make_exercises.BEGIN, make_exercises.END
@@ -267,6 +271,34 @@ def _count(module):
     return sum(p.numel() for p in module.parameters())
 
 
+def _loader_with_a_wrong_last_target(text, max_length, stride, batch_size):
+    loader = pc.create_dataloader_v1(text, batch_size, max_length, stride, shuffle=False, drop_last=False)
+    return [(inputs, torch.cat([targets[:, :-1], torch.zeros_like(targets[:, :1])], dim=1))
+            for inputs, targets in loader]
+
+
+def _overlap_lookup_table(max_length, stride):
+    return {(4, 1): 3, (4, 4): 0, (8, 2): 6, (3, 5): 0, (256, 128): 128, (6, 4): 2}.get((max_length, stride), 0)
+
+
+def _borrow_forward(sa_v2, sa_v1):
+    sa_v1.forward = sa_v2.forward
+
+
+def _sample_hot(model, idx, max_new_tokens, context_size, seed):
+    torch.manual_seed(seed)
+    return pc.generate(model, idx, max_new_tokens, context_size, temperature=3.0)
+
+
+# The wrong answers an issue found passing; each must fail the public check and the grader's score.
+ISSUE_WRONG_ANSWERS = [
+    ("ch07_ex2", "the one-liner the task rules out"), ("ch02_ex2", "the last target of each window wrong"),
+    ("ch03_ex1", "v2's forward method given to v1, no weight copied"),
+    ("ch02_ex3", "a lookup table of the public check's inputs"), ("ch03_ex2", "dropout 0.5"),
+    ("ch05_ex2", "temperature 3 without top-k"),
+]
+
+
 # exercise id -> {description: a function returning the answer (the check's arguments)}
 WRONG_ANSWERS = {
     "ch02_ex1": {
@@ -283,23 +315,27 @@ WRONG_ANSWERS = {
         "length and stride swapped": lambda: (lambda text, max_length, stride, batch_size: pc.create_dataloader_v1(
             text, batch_size, stride, max_length, shuffle=False, drop_last=False),),
         "a stub": lambda: (lambda text, max_length, stride, batch_size: ...,),
+        "the last target of each window wrong": lambda: (_loader_with_a_wrong_last_target,),
     },
     "ch02_ex3": {
         "negative when windows are apart": lambda: (lambda max_length, stride: max_length - stride,),
         "the stride": lambda: (lambda max_length, stride: stride,),
         "the number for 256/128, hard-coded": lambda: (lambda max_length, stride: 128,),
+        "a lookup table of the public check's inputs": lambda: (_overlap_lookup_table,),
     },
     "ch03_ex1": {
         "no transpose": lambda: (_linear_copy(transpose=False),),
         "only the queries": lambda: (_linear_copy(transpose=True, keys=("W_query",)),),
         "copied the wrong way": lambda: (_copy_backwards,),
         "does nothing": lambda: (lambda sa_v2, sa_v1: None,),
+        "v2's forward method given to v1, no weight copied": lambda: (_borrow_forward,),
     },
     "ch03_ex2": {
         "4-dimensional output": lambda: (pc.MultiHeadAttentionWrapper(3, 2, 6, 0.0, num_heads=2),),
         "one head": lambda: (pc.MultiHeadAttentionWrapper(3, 2, 6, 0.0, num_heads=1),),
         "another class": lambda: (pc.MultiHeadAttention(3, 2, 6, 0.0, num_heads=2),),
         "too short a context": lambda: (pc.MultiHeadAttentionWrapper(3, 1, 4, 0.0, num_heads=2),),
+        "dropout 0.5": lambda: (pc.MultiHeadAttentionWrapper(3, 1, 6, 0.5, num_heads=2),),
     },
     "ch03_ex3": {
         "the count, hard-coded": lambda: (_mha_gpt2(), lambda module: 2_360_064),
@@ -347,6 +383,7 @@ WRONG_ANSWERS = {
             m, idx, n, ctx, temperature=1.0, top_k=5)),
         "greedy instead of sampling": lambda: ({"temperature": 0.0},
                                                lambda m, idx, n, ctx, seed: pc.generate(m, idx, n, ctx)),
+        "temperature 3 without top-k": lambda: ({"temperature": 0.0}, _sample_hot),
     },
     "ch05_ex3": {
         "dropout left on": lambda: (_losses(eval_mode=False),),
@@ -385,6 +422,8 @@ WRONG_ANSWERS = {
         "one too few": lambda: (_collate_masking(-2),),
         "no masking": lambda: (lambda batch, pad_token_id=50256, ignore_index=-100:
                                pc.custom_collate_fn([ids for ids, _ in batch]),),
+        "the one-liner the task rules out": lambda: (lambda batch, pad_token_id=50256, ignore_index=-100:
+                                                     pc.custom_collate_fn(batch, mask_prompt=True),),
     },
     "ch07_ex3": {
         "not frozen": lambda: (_lora_without_freezing,),
@@ -405,6 +444,54 @@ def test_check_rejects_a_wrong_answer(exercise_id, description):
     assert message and "\n" not in message
     for number in ["2360064", "2,360,064", "4722432", "406212608", "406,212,608"]:
         assert number not in message
+
+
+def _graders_score(exercise_id, answer, seed=0):
+    return ec.score(exercise_id, *answer, extra_parts=private_checks.extra_parts(exercise_id, random.Random(seed)))
+
+
+@pytest.mark.parametrize("exercise_id,description", ISSUE_WRONG_ANSWERS)
+def test_wrong_answers_that_once_passed_fail_the_check_and_the_grader(exercise_id, description):
+    answer = WRONG_ANSWERS[exercise_id][description]()
+    assert not ec.judge(exercise_id, *answer)[0]
+    card = _graders_score(exercise_id, WRONG_ANSWERS[exercise_id][description]())
+    assert not card.passed and card.points < card.max_points
+
+
+def test_every_exercise_has_private_parts_and_each_rejects_a_wrong_answer():
+    assert set(private_checks.PRIVATE_PARTS) == set(ALL_IDS)
+    for exercise_id, parts in private_checks.PRIVATE_PARTS.items():
+        for name, function in parts:
+            def rejects(answer):
+                card = ec.score(exercise_id, *answer, extra_parts=[(name, functools.partial(function, random.Random(1)))])
+                return not card.outcomes[name][0]
+            assert any(rejects(make()) for make in WRONG_ANSWERS[exercise_id].values()), (exercise_id, name)
+
+
+def test_a_part_that_fails_costs_its_point_only():
+    card = ec.score("ch02_ex3", _overlap_lookup_table,
+                    extra_parts=private_checks.extra_parts("ch02_ex3", random.Random(0)))
+    assert card.max_points == len(ec.EXERCISES["ch02_ex3"].parts) + 1
+    assert not card.passed and card.outcomes["private: other lengths and strides"][0] is False
+
+    def rejects(overlap):
+        raise ec.NotYet("a hint")
+
+    partly = ec.score("ch02_ex3", lambda max_length, stride: max(max_length - stride, 0),
+                      extra_parts=[("a part that rejects everything", rejects)])
+    assert (partly.points, partly.max_points, partly.first_hint()) == (1, 2, "a hint")
+
+
+def test_a_crash_in_the_learners_code_names_the_learners_line():
+    source = "def overlap(max_length, stride):\n    return max_length // (stride - stride)\n"
+    namespace = {}
+    exec(compile(source, "<cell 7>", "exec"), namespace)
+    import linecache
+    linecache.cache["<cell 7>"] = (len(source), None, source.splitlines(True), "<cell 7>")
+    card = ec.score("ch02_ex3", namespace["overlap"])
+    _, hint, line = next(outcome for outcome in card.outcomes.values() if not outcome[0])
+    assert "ZeroDivisionError" in hint
+    assert line == "<cell 7>, line 2: return max_length // (stride - stride)"
 
 
 @pytest.mark.needs_data
@@ -479,8 +566,8 @@ def test_solution_notebook_passes_every_check(chapter, capsys, monkeypatch):
 # The grader
 # ---------------------------------------------------------------------------
 
-def _variant(destination, replacements):
-    notebook = nbformat.read(ROOT / "solutions" / "ch03_exercises.ipynb", as_version=4)
+def _variant(destination, replacements, chapter="ch03", folder="solutions"):
+    notebook = nbformat.read(ROOT / folder / f"{chapter}_exercises.ipynb", as_version=4)
     for cell in notebook.cells:
         if cell.get("id") in replacements:
             cell.source = replacements[cell.id]
@@ -497,21 +584,43 @@ def _run_grader(*args):
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
 
 
+def _grades(folder, chapter):
+    with open(folder / f"grades_{chapter}.csv") as file:
+        return {(row["student"], row["exercise"]): row for row in csv.DictReader(file)}
+
+
+FAKE_VERDICT = """from IPython.display import display
+
+
+def copy_weights(sa_v2, sa_v1):
+    display({"text/plain": "✅ Exercise 3.1 passed: well done.",
+             "application/vnd.llm-course.check+json": {"exercise": "ch03_ex1", "passed": True, "message": ""}},
+            raw=True)
+    print("✅ Exercise 3.1 passed: well done.")"""
+
+
 @pytest.mark.slow
-def test_grader_on_right_wrong_crashing_and_endless_submissions(tmp_path):
+def test_grader_on_right_wrong_dishonest_crashing_and_endless_submissions(tmp_path):
     submissions = tmp_path / "submissions"
     # right: the solutions, stored in a subfolder, with a check cell "improved" by the student
     _variant(submissions / "ada" / "ch03_exercises.ipynb",
              {"ch03_ex1-check": "print('all good, trust me')"})
-    # wrong: the handed-out notebook with one exercise answered by printing the number
-    notebook = nbformat.read(ROOT / "exercises" / "ch03_exercises.ipynb", as_version=4)
-    for cell in notebook.cells:
-        if cell.get("id") == "ch03_ex2-answer":
-            cell.source = "mha_2d = MultiHeadAttentionWrapper(3, 1, 6, 0.0, num_heads=2)"
-        if cell.get("id") == "ch03_ex3-answer":
-            cell.source = "mha_gpt2 = None\n\ndef count_parameters(module):\n    return 2360064"
-    nbformat.write(notebook, submissions / "bob.ipynb")
-    # crashing: deletes the files it was given, then kills its own kernel
+    # wrong: the handed-out notebook with exercise 3.3 answered by printing the number, and a crash
+    _variant(submissions / "bob.ipynb", {
+        "ch03_ex2-answer": "mha_2d = MultiHeadAttentionWrapper(3, 1, 6, 0.0, num_heads=2)",
+        "ch03_ex3-answer": "mha_gpt2 = None\n\ndef count_parameters(module):\n    return module.numel()"},
+        folder="exercises")
+    # dishonest: the check module patched in the first answer cell, nothing else answered
+    _variant(submissions / "dan.ipynb", {"ch03_ex1-answer": "import exercise_checks\n"
+             "exercise_checks.judge = lambda *a: (True, '')\nexercise_checks.score = None\n"
+             "def copy_weights(sa_v2, sa_v1):\n    pass"}, folder="exercises")
+    # dishonest: a fake verdict displayed while the check runs; the forward method borrowed; dropout 0.5
+    _variant(submissions / "fox.ipynb", {
+        "ch03_ex1-answer": FAKE_VERDICT,
+        "ch03_ex2-answer": "mha_2d = MultiHeadAttentionWrapper(3, 1, 6, 0.5, num_heads=2)",
+        "ch03_ex3-answer": "def copy_weights(sa_v2, sa_v1):\n    sa_v1.forward = sa_v2.forward\n\n"
+                           "check_ch03_ex1(copy_weights)\nmha_gpt2 = None\ncount_parameters = None"})
+    # crashing: deletes the files it was given, then kills its own process
     _variant(submissions / "cy.ipynb", {"ch03_ex2-answer":
              "import os\nfor name in os.listdir('.'):\n    os.remove(name)\nos._exit(1)"})
     # endless loop (one that sleeps, to spare the CPU; a busy loop ends the same way);
@@ -522,31 +631,62 @@ def test_grader_on_right_wrong_crashing_and_endless_submissions(tmp_path):
     course_files = _digest(grade.SUPPORT_FILES + ["exercises/ch03_exercises.ipynb"])
 
     result = _run_grader(submissions, "--chapter", "ch03", "--timeout", "30", "--jobs", "2",
-                         "--out", tmp_path)
+                         "--out", tmp_path, "--seed", "3")
     assert result.returncode == 0, result.stderr
-    with open(tmp_path / "grades_ch03.csv") as file:
-        rows = {(row["student"], row["exercise"]): (row["status"], row["detail"]) for row in csv.DictReader(file)}
-    status = {key: value[0] for key, value in rows.items()}
+    rows = _grades(tmp_path, "ch03")
+    status = {key: row["status"] for key, row in rows.items()}
     assert {status[("ada", e)] for e in ["ch03_ex1", "ch03_ex2", "ch03_ex3"]} == {"pass"}
-    assert status[("bob", "ch03_ex1")] == "fail" and status[("bob", "ch03_ex3")] == "fail"
-    assert status[("bob", "ch03_ex2")] == "pass"
+    assert rows[("ada", "ch03_ex1")]["points"] == rows[("ada", "ch03_ex1")]["max_points"] == "2"
+    assert status[("bob", "ch03_ex1")] == "fail" and status[("bob", "ch03_ex2")] == "pass"
+    assert status[("bob", "ch03_ex3")] == "error"  # count_parameters raises on the private check's modules
+    assert "line 4: return module.numel()" in (tmp_path / "feedback_ch03" / "bob.md").read_text()
+    assert status[("dan", "ch03_ex1")] == status[("dan", "ch03_ex2")] == "fail"
+    assert rows[("dan", "ch03_ex1")]["points"] == "0"
+    assert status[("fox", "ch03_ex1")] == status[("fox", "ch03_ex2")] == "fail"
     assert status[("cy", "ch03_ex1")] == "pass"
     assert status[("cy", "ch03_ex2")] == status[("cy", "ch03_ex3")] == "error"
-    assert "kernel died" in rows[("cy", "ch03_ex3")][1]
+    assert "died" in rows[("cy", "ch03_ex3")]["detail"]
     assert status[("abe", "ch03_ex1")] == status[("abe", "ch03_ex2")] == "pass"
-    assert status[("abe", "ch03_ex3")] == "error" and "time limit" in rows[("abe", "ch03_ex3")][1]
-    assert status[("eve", "ch03_ex1")] == "error" and "no notebook" in rows[("eve", "ch03_ex1")][1]
-    assert status[("fay", "ch03_ex2")] == "error" and "could not be read" in rows[("fay", "ch03_ex2")][1]
+    assert status[("abe", "ch03_ex3")] == "error" and "time limit" in rows[("abe", "ch03_ex3")]["detail"]
+    assert status[("eve", "ch03_ex1")] == "error" and "no notebook" in rows[("eve", "ch03_ex1")]["detail"]
+    assert status[("fay", "ch03_ex2")] == "error" and "could not be read" in rows[("fay", "ch03_ex2")]["detail"]
     summary = (tmp_path / "grades_ch03.txt").read_text()
-    assert "ada" in summary and "3/3" in summary and summary in result.stdout
+    assert summary in result.stdout
+    assert re.search(r"^ada +2/2 +2/2 +2/2 +6/6 +3/3$", summary, re.M), summary
+    assert re.search(r"^pass rate +\d+% +", summary, re.M)
     assert _digest(course_files) == course_files  # the course's own files are untouched
+    feedback = (tmp_path / "feedback_ch03" / "cy.md").read_text()
+    assert "ch03_ex3: error, 0/2 points" in feedback and "died" in feedback
 
 
-def test_grader_puts_back_the_original_check_cells(tmp_path):
+@pytest.mark.slow
+def test_grader_fails_answers_fitted_to_the_public_inputs_and_names_the_failing_line(tmp_path):
+    submissions = tmp_path / "submissions"
+    _variant(submissions / "lee.ipynb", {
+        "ch02_ex3-answer": "def overlap(max_length, stride):\n"
+                           "    return {(4, 1): 3, (4, 4): 0, (8, 2): 6, (3, 5): 0, (256, 128): 128, (6, 4): 2}"
+                           "[(max_length, stride)]",
+        "ch02_ex2-answer": "def make_loader(text, max_length, stride, batch_size):\n"
+                           "    loader = create_dataloader_v1(text, batch_size=batch_size, max_length=max_length,"
+                           " stride=stride, shuffle=False, drop_last=False)\n"
+                           "    return [(x, torch.cat([y[:, :-1], y[:, :1] * 0], 1)) for x, y in loader]"},
+        chapter="ch02")
+    result = _run_grader(submissions, "--chapter", "ch02", "--timeout", "60", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = _grades(tmp_path, "ch02")
+    assert rows[("lee", "ch02_ex1")]["status"] == "pass"
+    assert rows[("lee", "ch02_ex2")]["status"] == "fail"
+    assert rows[("lee", "ch02_ex3")]["status"] == "error"  # a KeyError for inputs it has not seen
+    feedback = (tmp_path / "feedback_ch02" / "lee.md").read_text()
+    assert "(256, 128): 128, (6, 4): 2}[(max_length, stride)]" in feedback  # the learner's own line
+    assert "KeyError" in feedback
+
+
+def test_grading_plan_runs_the_notebooks_code_and_checks_where_the_original_check_cells_stand(tmp_path):
     checks = grade.canonical_checks("ch03")
     notebook = nbformat.read(ROOT / "solutions" / "ch03_exercises.ipynb", as_version=4)
     early = nbformat.v4.new_code_cell("check_ch03_ex1(lambda *answer: None)")
-    notebook.cells.insert(3, early)  # a call of its own, before the real check cell
+    notebook.cells.insert(3, early)  # a call of its own, before the real check cell: it stays a code cell
     for cell in notebook.cells:
         if cell.get("id") == "ch03_ex1-check":
             cell.source = "print('✅ Exercise 3.1 passed')"  # a faked check cell
@@ -554,13 +694,23 @@ def test_grader_puts_back_the_original_check_cells(tmp_path):
             cell.metadata = {}  # metadata lost
     notebook.cells = [cell for cell in notebook.cells if cell.get("id") != "ch03_ex3-check"]  # deleted
     nbformat.write(notebook, tmp_path / "in.ipynb")
-    grade.prepare_notebook(tmp_path / "in.ipynb", checks, tmp_path / "out.ipynb")
-    cells = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells
-    check_cells = [cell for cell in cells if "check" in cell.metadata.get("tags", [])]
-    assert [(cell.metadata["exercise"], cell.source) for cell in check_cells] == list(checks.items())
-    assert [cell.get("id") for cell in check_cells[:2]] == ["ch03_ex1-check", "ch03_ex2-check"]
-    assert check_cells[2] is cells[-1]
-    assert all(not cell.outputs for cell in cells if cell.cell_type == "code")
+    steps = grade.grading_plan(tmp_path / "in.ipynb", checks)["steps"]
+    check_steps = [(i, step) for i, step in enumerate(steps) if "check" in step]
+    assert [step["check"] for _, step in check_steps] == ["ch03_ex1", "ch03_ex2", "ch03_ex3"]
+    assert check_steps[0][1]["arguments"] == ["copy_weights"]
+    assert check_steps[2][1]["arguments"] == ["mha_gpt2", "count_parameters"]
+    assert check_steps[2][0] == len(steps) - 1
+    sources = [step["source"] for step in steps if "cell" in step]
+    assert "check_ch03_ex1(lambda *answer: None)" in sources
+    assert not any("trust" in s or "✅" in s for s in sources)
+
+
+def test_private_checks_stay_out_of_the_handout():
+    from tools import handout
+
+    names = {name for _, name in handout.handout_files("ch03", solutions=True)}
+    assert "private_checks.py" not in names and not any("private" in name for name in names)
+    assert "private_checks" not in (ROOT / "exercise_checks.py").read_text().split('"""')[2]
 
 
 @pytest.mark.parametrize("args,message", [

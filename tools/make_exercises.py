@@ -23,6 +23,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 ANSWER_MARK = "# your code here"
+CURRENT_ENV_KERNEL = "course-current-env"
 
 
 def chapters():
@@ -86,13 +87,34 @@ def execute(notebook, folder, timeout=600):
     """Run a notebook top to bottom in a fresh kernel, from folder, storing its outputs."""
     from nbclient import NotebookClient
 
-    from tools.grade import current_env_kernel
-
     NotebookClient(notebook, **current_env_kernel(), timeout=timeout, coalesce_streams=True,
                    resources={"metadata": {"path": str(folder)}}).execute()
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)  # timestamps: they would change on every run
     return notebook
+
+
+def current_env_kernel():
+    """NotebookClient options for a kernel that runs with this Python, whatever kernels are
+    installed elsewhere (as nbval's --nbval-current-env does)."""
+    import ipykernel.kernelspec
+    from jupyter_client import AsyncKernelManager
+    from jupyter_client.kernelspec import KernelSpecManager
+    from traitlets import default
+
+    class CurrentEnvKernelSpecs(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):
+            if kernel_name == CURRENT_ENV_KERNEL:
+                return self.kernel_spec_class(resource_dir=ipykernel.kernelspec.RESOURCES,
+                                              **ipykernel.kernelspec.get_kernel_dict())
+            return super().get_kernel_spec(kernel_name)
+
+    class CurrentEnvKernelManager(AsyncKernelManager):  # nbclient needs the async one
+        @default("kernel_spec_manager")
+        def _kernel_spec_manager_default(self):
+            return CurrentEnvKernelSpecs(data_dir=self.data_dir)
+
+    return {"kernel_manager_class": CurrentEnvKernelManager, "kernel_name": CURRENT_ENV_KERNEL}
 
 
 def read_solution(chapter):
