@@ -35,8 +35,9 @@ MODULE = ROOT / "previous_chapters.py"
 MARKER = "#| export"
 NOTEBOOK_PATTERN = re.compile(r"ch(\d\d)_\w+\.ipynb")
 APPENDIX_PATTERN = re.compile(r"appendix_([a-z])_\w+\.ipynb")
-# Appendix D (speed) builds on chapter 5, and chapter 7 generates with its KV cache.
-APPENDIX_AFTER_CHAPTER = {"d": 5}
+# Appendix D (speed) builds on chapter 5, and chapter 7 generates with its KV cache;
+# Appendix G (Llama 3.2 and Qwen 3) builds on chapter 5's generation and D's KV cache.
+APPENDIX_AFTER_CHAPTER = {"d": 5, "g": 5}
 FIX = "run `python tools/export.py`"
 
 HEADER = '''"""The course's finished code, chapter by chapter.
