@@ -464,7 +464,7 @@ HUB_URL_TEMPLATE = "https://huggingface.co/{repo}/resolve/main/{file}"
 # model.safetensors.index.json lists; the others hold one model.safetensors.
 SHARDED_HUB_MODELS = {"meta-llama/Llama-3.2-3B", "meta-llama/Llama-3.2-3B-Instruct",
                       "Qwen/Qwen3-1.7B", "Qwen/Qwen3-1.7B-Base"}
-HUB_REPO_PATTERN = re.compile(r"[\w.-]+/[\w.-]+")
+HUB_REPO_PATTERN = re.compile(r"\w[\w.-]*/\w[\w.-]*")  # owner/name, no ".." or "/x"
 SHARD_NAME_PATTERN = re.compile(r"[\w.-]+\.safetensors")
 # No hash of these files could be confirmed offline: a mirror's manifest pins them, and
 # otherwise each file must be a readable safetensors file below this cap (the hub's

@@ -1101,6 +1101,8 @@ class GroupedQueryAttention(nn.Module):
             raise ValueError(f"n_heads ({self.n_heads}) must be divisible by "
                              f"n_kv_groups ({self.n_kv_groups})")
         self.head_dim = cfg.get("head_dim") or cfg["emb_dim"] // self.n_heads
+        if self.head_dim % 2 != 0:
+            raise ValueError(f"head_dim ({self.head_dim}) must be even: RoPE rotates pairs")
         emb_dim, dtype = cfg["emb_dim"], cfg["dtype"]
         self.W_query = nn.Linear(emb_dim, self.n_heads * self.head_dim, bias=False, dtype=dtype)
         self.W_key = nn.Linear(emb_dim, self.n_kv_groups * self.head_dim, bias=False, dtype=dtype)
