@@ -4,7 +4,6 @@ sizes, and loading the hub's files through the course's verified downloads."""
 
 import hashlib
 import json
-import resource
 import subprocess
 import sys
 
@@ -332,20 +331,26 @@ def test_the_access_token_goes_to_the_hub_alone(monkeypatch):
     assert _hub_token_header("https://huggingface.co/x") == {}
 
 
-# Run in a process of its own: it reports the peak resident memory of loading a bfloat16
-# checkpoint into a model built on the meta device, above what the process held before.
+# Run in a process of its own: the resident memory before loading, and the peak while loading
+# a bfloat16 checkpoint into a model built on the meta device and running it once. Read from
+# /proc (VmRSS, VmHWM: this process alone; getrusage's maximum would include the parent's,
+# which Linux carries over exec).
 MEMORY_PROBE = """
-import json, resource, sys, torch
+import json, sys, torch
 from previous_chapters import Llama3Model, load_weights_into_llama, read_hub_weights
+
+def status_kib(field):
+    line = next(l for l in open("/proc/self/status") if l.startswith(field + ":"))
+    return int(line.split()[1])
+
 cfg = json.loads(sys.argv[2]); cfg["dtype"] = torch.bfloat16
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = status_kib("VmRSS")
 with torch.device("meta"):
     model = Llama3Model(cfg)
 load_weights_into_llama(model, cfg, read_hub_weights([sys.argv[1]]))
 with torch.no_grad():
     model(torch.tensor([[1, 2, 3]]))
-print(json.dumps({"before_kib": before,
-                  "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+print(json.dumps({"before_kib": before, "peak_kib": status_kib("VmHWM")}))
 """
 
 
@@ -370,13 +375,13 @@ def peak_load_memory(path, cfg):
 
 @pytest.mark.slow  # writes a 300 MB checkpoint and loads it in a process of its own
 def test_loading_a_bfloat16_checkpoint_holds_one_copy_of_the_weights(tmp_path):
-    assert resource  # Linux and macOS; ru_maxrss is in KiB on Linux
     if sys.platform != "linux":
-        pytest.skip("ru_maxrss is counted in KiB only on Linux")
+        pytest.skip("reads the process's memory from /proc (Linux)")
     # Llama 3.2's layout at a tenth of the 1B model's size: 150M parameters, 300 MB.
     cfg = {**LLAMA32_CONFIG_1B, "vocab_size": 32_000, "emb_dim": 1024, "n_heads": 16,
            "n_layers": 8, "hidden_dim": 4096, "context_length": 8192}
     size = write_random_llama(tmp_path / "model.safetensors", cfg)
     before, peak = peak_load_memory(tmp_path / "model.safetensors", cfg)
-    # two copies would be 2 x size; one copy plus the forward pass's working memory fits here
-    assert peak - before < 1.25 * size, f"{(peak - before) / 2**20:.0f} MiB for {size / 2**20:.0f} MiB"
+    # One copy, plus about 90 MiB of working memory (the 1B model's 2,357 MiB file measured
+    # 2,446 MiB); two copies would be 2 x size.
+    assert peak - before < 1.5 * size, f"{(peak - before) / 2**20:.0f} MiB for {size / 2**20:.0f} MiB"
