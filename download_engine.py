@@ -33,6 +33,7 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm  # plain text bars: tqdm.auto needs ipywidgets in notebooks
 
 MIRROR_ENV = "LLM_COURSE_MIRROR"
+HF_TOKEN_ENV = "HF_TOKEN"  # an access token for the hub's gated models (Meta's Llama)
 # Bounded waits, in seconds (environment variables override the defaults):
 TIMEOUT_ENV = "LLM_COURSE_DOWNLOAD_TIMEOUT_S"    # silence allowed per read (default 15)
 DEADLINE_ENV = "LLM_COURSE_DOWNLOAD_DEADLINE_S"  # a whole file (default: from its size)
@@ -277,7 +278,8 @@ def _resume_download(url, partial, timeout_s, deadline, limit):
     have = _size(partial)
     if limit is not None and have > limit:
         raise _BadBody(f"{partial.name} holds {have:,} bytes, more than the {limit:,} expected")
-    headers = dict(REQUEST_HEADERS, **({"Range": f"bytes={have}-"} if have else {}))
+    headers = dict(REQUEST_HEADERS, **_hub_token_header(url),
+                   **({"Range": f"bytes={have}-"} if have else {}))
     remaining_s = deadline - time.monotonic()
     if remaining_s <= 0:
         raise _Stalled("the deadline for this file passed; gave up")
@@ -328,6 +330,14 @@ def _append_body(body, partial, have, total, deadline, limit):
             out.write(chunk)
             size += len(chunk)
             progress.update(len(chunk))
+
+
+def _hub_token_header(url):
+    """The Hugging Face access token in $HF_TOKEN, sent to the hub alone (its gated models)."""
+    token = os.environ.get(HF_TOKEN_ENV, "").strip()
+    if token and url.startswith("https://huggingface.co/"):
+        return {"Authorization": f"Bearer {token}"}
+    return {}
 
 
 def _content_range(headers):

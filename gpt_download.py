@@ -37,7 +37,8 @@ from download_engine import (
 )
 from gpt2_weights import (
     check_tensor_shapes, gpt2_param_count, gpt2_tensor_shapes, load_gpt2_params_from_safetensors,
-    load_gpt2_params_from_tf_ckpt, read_gpt2_hparams, read_hub_config, safetensors_problem,
+    load_gpt2_params_from_tf_ckpt, read_downloaded_json, read_gpt2_hparams, read_hub_config,
+    safetensors_problem,
 )
 from tf_checkpoint import CheckpointError, DamagedData, read_index, shard_problem
 
@@ -464,3 +465,81 @@ def _max_safetensors_bytes(settings):
     buffers = settings["n_layer"] * settings["n_ctx"] ** 2  # attn.bias: one causal mask per block
     head = settings["n_vocab"] * settings["n_embd"]          # lm_head.weight, if stored
     return 4 * (gpt2_param_count(settings) + head + buffers) + 10_000_000
+
+
+# ---------------------------------------------------------------------------
+# Llama 3.2 and Qwen 3 from the Hugging Face hub (Appendix G)
+# ---------------------------------------------------------------------------
+
+HUB_URL_TEMPLATE = "https://huggingface.co/{repo}/resolve/main/{file}"
+# The published repositories whose weights are split into shards that
+# model.safetensors.index.json lists; the others hold one model.safetensors.
+SHARDED_HUB_MODELS = {"meta-llama/Llama-3.2-3B", "meta-llama/Llama-3.2-3B-Instruct",
+                      "Qwen/Qwen3-1.7B", "Qwen/Qwen3-1.7B-Base"}
+HUB_REPO_PATTERN = re.compile(r"\w[\w.-]*/\w[\w.-]*")  # owner/name, no ".." or "/x"
+SHARD_NAME_PATTERN = re.compile(r"[\w.-]+\.safetensors")
+# No hash of these files could be confirmed offline: a mirror's manifest pins them, and
+# otherwise each file must be a readable safetensors file below this cap (the hub's
+# shards are at most 5 GB), whose tensors the loader then checks by name and shape.
+MAX_HUB_SHARD_BYTES = 10_000_000_000
+
+
+def download_hub_model(repo_id, models_dir="models", sharded=None):
+    """Download a Llama 3 or Qwen 3 model's config.json and weights from the hub (once).
+
+    `repo_id` is the hub's name, e.g. "meta-llama/Llama-3.2-1B" or "Qwen/Qwen3-0.6B";
+    the files land in `models_dir/<repo_id>/`. `sharded` says whether the weights are
+    split into shards listed in model.safetensors.index.json (default: as
+    SHARDED_HUB_MODELS says). Returns `(config, weight_paths)`: config.json as a dict
+    and the paths of the safetensors files. With LLM_COURSE_MIRROR set, the files come
+    from `huggingface/<repo_id>/<file>` on the mirror, checked by the size and SHA-256
+    that $LLM_COURSE_MIRROR_MANIFEST gives for them.
+
+    Meta's Llama repositories are gated: accept the license on the model's hub page
+    and set HF_TOKEN to an access token (https://huggingface.co/settings/tokens).
+    """
+    if not HUB_REPO_PATTERN.fullmatch(str(repo_id)):
+        raise ValueError(f"{repo_id!r} is not a hub repository name like 'Qwen/Qwen3-0.6B'")
+    model_dir = Path(models_dir) / repo_id
+    manifest = _mirror_manifest()
+    if sharded is None:
+        sharded = repo_id in SHARDED_HUB_MODELS
+
+    def fetch(file_name, verify, max_size=1_000_000):
+        mirror_path = f"huggingface/{repo_id}/{file_name}"
+        expected_size, sha256 = manifest.get(mirror_path, (None, None))
+        urls = source_urls([HUB_URL_TEMPLATE.format(repo=repo_id, file=file_name)], mirror_path)
+        return download_file(urls, model_dir / file_name, expected_size=expected_size,
+                             sha256=sha256, max_size=max_size, verify=verify,
+                             binary=file_name.endswith(".safetensors"))
+
+    config = read_downloaded_json(fetch("config.json", _verify_json_object))
+    shard_names = ["model.safetensors"]
+    if sharded:
+        index_path = fetch("model.safetensors.index.json", _verify_shard_index, 10_000_000)
+        shard_names = _shard_names(read_downloaded_json(index_path))
+    paths = [fetch(name, _verify_safetensors_file, MAX_HUB_SHARD_BYTES) for name in shard_names]
+    return config, paths
+
+
+def _shard_names(index):
+    return sorted(set(index["weight_map"].values()))
+
+
+def _verify_shard_index(path):
+    try:
+        names = _shard_names(read_downloaded_json(path))
+    except (CheckpointError, KeyError, TypeError, AttributeError):
+        return "it is not a safetensors index (a JSON object with a weight_map)"
+    bad = [name for name in names if not SHARD_NAME_PATTERN.fullmatch(str(name))]
+    return f"it names a shard {bad[0]!r} that is not a plain .safetensors file name" if bad else None
+
+
+def _verify_safetensors_file(path):
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(str(path), framework="numpy") as file:
+            file.keys()
+    except (SafetensorError, OSError, ValueError) as error:
+        return f"it is not a readable safetensors file ({error})"
+    return None

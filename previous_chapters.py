@@ -1289,6 +1289,379 @@ def build_gpt_from_params(cfg, params, device="cpu"):
 
 
 # ============================================================================
+# Appendix G: appendix_g_llama_qwen.ipynb
+# ============================================================================
+
+
+class RMSNorm(nn.Module):
+    """Divides each vector by its root mean square, then rescales it: LayerNorm without
+    subtracting the mean and without the shift."""
+
+    def __init__(self, emb_dim, eps=1e-5, dtype=None):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(emb_dim, dtype=dtype))
+
+    def forward(self, x):
+        # In float32: a mean of squares in bfloat16 would keep only 2-3 digits.
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return self.weight * x32.to(x.dtype)
+
+
+class SwiGLUFeedForward(nn.Module):
+    """The gated feed-forward: silu(x W_gate) * (x W_up), projected back by W_down."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        emb_dim, hidden_dim, dtype = cfg["emb_dim"], cfg["hidden_dim"], cfg["dtype"]
+        self.gate = nn.Linear(emb_dim, hidden_dim, bias=False, dtype=dtype)
+        self.up = nn.Linear(emb_dim, hidden_dim, bias=False, dtype=dtype)
+        self.down = nn.Linear(hidden_dim, emb_dim, bias=False, dtype=dtype)
+
+    def forward(self, x):
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+def rope_frequencies(head_dim, base, freq_scaling=None, device=None):
+    """The angle per position, in radians, of each of the head_dim // 2 rotating pairs.
+
+    Pair i turns by base ** (-2i / head_dim) per position: the first pairs fast, the last
+    ones slowly. Llama 3's `freq_scaling` slows the slowest pairs down by `factor` so that
+    they still tell positions apart in a longer context, leaves the fast ones alone, and
+    blends in between.
+    """
+    exponents = torch.arange(0, head_dim, 2, device=device).float() / head_dim
+    inv_freq = 1.0 / base ** exponents  # (head_dim // 2,)
+    if freq_scaling is None:
+        return inv_freq
+    s = freq_scaling
+    # How often each pair turns around within the context the model was first trained on:
+    # below low_freq_factor turns, slow it down fully; above high_freq_factor, keep it.
+    turns = s["original_context_length"] * inv_freq / (2 * math.pi)
+    keep = ((turns - s["low_freq_factor"]) / (s["high_freq_factor"] - s["low_freq_factor"])).clamp(0, 1)
+    return keep * inv_freq + (1 - keep) * inv_freq / s["factor"]
+
+
+def rope_cos_sin(positions, inv_freq, dtype):
+    """cos and sin of every pair's angle at each position: two (num_tokens, head_dim) tensors."""
+    angles = positions.float()[:, None] * inv_freq[None, :]  # (num_tokens, head_dim // 2)
+    angles = torch.cat([angles, angles], dim=-1)  # pair i is dimensions i and i + head_dim // 2
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def apply_rope(x, cos, sin):
+    """Rotate each pair (x[..., i], x[..., i + head_dim // 2]) of x by its angle.
+
+    x: (b, num_heads, num_tokens, head_dim); cos, sin: (num_tokens, head_dim)
+    """
+    first, second = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-second, first], dim=-1) * sin
+
+
+class GroupedQueryAttention(nn.Module):
+    """Causal attention in which groups of query heads share one key head and one value head."""
+
+    def __init__(self, cfg, norm_eps):
+        super().__init__()
+        self.n_heads, self.n_kv_groups = cfg["n_heads"], cfg["n_kv_groups"]
+        if self.n_heads % self.n_kv_groups != 0:
+            raise ValueError(f"n_heads ({self.n_heads}) must be divisible by "
+                             f"n_kv_groups ({self.n_kv_groups})")
+        self.head_dim = cfg.get("head_dim") or cfg["emb_dim"] // self.n_heads
+        if self.head_dim % 2 != 0:
+            raise ValueError(f"head_dim ({self.head_dim}) must be even: RoPE rotates pairs")
+        emb_dim, dtype = cfg["emb_dim"], cfg["dtype"]
+        self.W_query = nn.Linear(emb_dim, self.n_heads * self.head_dim, bias=False, dtype=dtype)
+        self.W_key = nn.Linear(emb_dim, self.n_kv_groups * self.head_dim, bias=False, dtype=dtype)
+        self.W_value = nn.Linear(emb_dim, self.n_kv_groups * self.head_dim, bias=False, dtype=dtype)
+        self.out_proj = nn.Linear(self.n_heads * self.head_dim, emb_dim, bias=False, dtype=dtype)
+        # QK-norm (Qwen 3): each head's queries and keys get an RMSNorm before RoPE, which
+        # keeps attention scores from growing large and makes training steadier.
+        self.q_norm = RMSNorm(self.head_dim, norm_eps, dtype) if cfg.get("qk_norm") else None
+        self.k_norm = RMSNorm(self.head_dim, norm_eps, dtype) if cfg.get("qk_norm") else None
+
+    def split_heads(self, x, num_heads):
+        b, num_tokens, _ = x.shape
+        return x.view(b, num_tokens, num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x, cos, sin, cache=None, layer=None, mask=None):
+        b, num_tokens, _ = x.shape
+        queries = self.split_heads(self.W_query(x), self.n_heads)  # (b, n_heads, num_tokens, head_dim)
+        keys = self.split_heads(self.W_key(x), self.n_kv_groups)   # (b, n_kv_groups, num_tokens, head_dim)
+        values = self.split_heads(self.W_value(x), self.n_kv_groups)
+        if self.q_norm is not None:
+            queries, keys = self.q_norm(queries), self.k_norm(keys)
+        queries, keys = apply_rope(queries, cos, sin), apply_rope(keys, cos, sin)
+        if cache is not None:  # the cache keeps n_kv_groups heads, not n_heads: GQA's saving
+            keys, values = cache.update(layer, keys, values)
+        # Each key/value head serves n_heads // n_kv_groups query heads side by side.
+        group_size = self.n_heads // self.n_kv_groups
+        keys = keys.repeat_interleave(group_size, dim=1)      # (b, n_heads, num_keys, head_dim)
+        values = values.repeat_interleave(group_size, dim=1)
+        context = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask,
+                                                 is_causal=cache is None)
+        context = context.transpose(1, 2).reshape(b, num_tokens, self.n_heads * self.head_dim)
+        return self.out_proj(context)
+
+
+class LlamaBlock(nn.Module):
+    """Pre-norm block as in GPT-2, with RMSNorm, grouped-query attention and SwiGLU."""
+
+    def __init__(self, cfg, norm_eps):
+        super().__init__()
+        self.att = GroupedQueryAttention(cfg, norm_eps)
+        self.ff = SwiGLUFeedForward(cfg)
+        self.norm1 = RMSNorm(cfg["emb_dim"], norm_eps, cfg["dtype"])
+        self.norm2 = RMSNorm(cfg["emb_dim"], norm_eps, cfg["dtype"])
+
+    def forward(self, x, cos, sin, cache=None, layer=None, mask=None):
+        x = x + self.att(self.norm1(x), cos, sin, cache, layer, mask)
+        return x + self.ff(self.norm2(x))
+
+
+class Llama3Model(nn.Module):
+    """Llama 3: GPT-2's stack with RMSNorm, SwiGLU, RoPE and grouped-query attention."""
+
+    norm_eps = 1e-5  # the RMSNorm epsilon of Llama 3's published configs
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.context_length = cfg["context_length"]
+        self.head_dim = cfg.get("head_dim") or cfg["emb_dim"] // cfg["n_heads"]
+        self.rope_base, self.rope_freq = cfg["rope_base"], cfg["rope_freq"]
+        self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"], dtype=cfg["dtype"])
+        self.trf_blocks = nn.ModuleList([LlamaBlock(cfg, self.norm_eps)
+                                         for _ in range(cfg["n_layers"])])
+        self.final_norm = RMSNorm(cfg["emb_dim"], self.norm_eps, cfg["dtype"])
+        self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False, dtype=cfg["dtype"])
+        if cfg.get("tie_embeddings"):
+            self.out_head.weight = self.tok_emb.weight  # one matrix, both ways
+
+    def forward(self, in_idx, cache=None):
+        """Logits (batch_size, num_tokens, vocab_size). With a KVCache, in_idx are new
+        tokens that continue those already cached, and their keys and values are added."""
+        num_new = in_idx.shape[1]
+        start = 0 if cache is None else cache.num_tokens
+        if start + num_new > self.context_length:
+            raise ValueError(f"{start + num_new} tokens exceed this model's context_length "
+                             f"({self.context_length}); truncate the input to its last "
+                             f"{self.context_length} tokens.")
+        x = self.tok_emb(in_idx)  # (batch_size, num_new, emb_dim): no position embedding
+        # RoPE's angles, computed afresh each time: a few dozen numbers per position, and
+        # nothing to store, load or move between devices.
+        inv_freq = rope_frequencies(self.head_dim, self.rope_base, self.rope_freq, in_idx.device)
+        positions = torch.arange(start, start + num_new, device=in_idx.device)
+        cos, sin = rope_cos_sin(positions, inv_freq, x.dtype)
+        mask = None
+        if cache is not None and num_new > 1:  # new token i may see the keys up to start + i
+            mask = torch.ones(num_new, start + num_new, dtype=torch.bool,
+                              device=in_idx.device).tril(start)
+        for layer, block in enumerate(self.trf_blocks):
+            x = block(x, cos, sin, cache, layer, mask)
+        if cache is not None:
+            cache.num_tokens = start + num_new
+        return self.out_head(self.final_norm(x))
+
+
+LLAMA32_CONFIG_1B = {
+    "vocab_size": 128_256,        # a larger vocabulary than GPT-2's 50,257
+    "context_length": 131_072,    # 128k tokens, reached by RoPE frequency scaling
+    "emb_dim": 2048,
+    "n_heads": 32,
+    "n_layers": 16,
+    "hidden_dim": 8192,           # the feed-forward's inner size
+    "n_kv_groups": 8,             # key/value heads; 4 query heads share each
+    "rope_base": 500_000.0,
+    "rope_freq": {"factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                  "original_context_length": 8192},
+    "dtype": torch.bfloat16,
+    "tie_embeddings": True,       # the output head reuses the token embedding
+}
+
+
+LLAMA32_CONFIG_3B = {**LLAMA32_CONFIG_1B, "emb_dim": 3072, "n_heads": 24, "n_layers": 28}
+
+
+QWEN_CONFIG_06_B = {
+    "vocab_size": 151_936,
+    "context_length": 40_960,
+    "emb_dim": 1024,
+    "n_heads": 16,
+    "n_layers": 28,
+    "hidden_dim": 3072,
+    "head_dim": 128,              # set on its own: 16 heads x 128 = 2048, twice emb_dim
+    "qk_norm": True,              # RMSNorm on each head's queries and keys
+    "n_kv_groups": 8,
+    "rope_base": 1_000_000.0,
+    "rope_freq": None,            # no frequency scaling
+    "dtype": torch.bfloat16,
+    "tie_embeddings": True,
+}
+
+
+QWEN3_CONFIG_1_7B = {**QWEN_CONFIG_06_B, "emb_dim": 2048, "hidden_dim": 6144}
+
+
+class Qwen3Model(Llama3Model):
+    """Qwen 3: Llama 3's architecture; its configs add QK-norm and their own head_dim."""
+
+    norm_eps = 1e-6  # the RMSNorm epsilon of Qwen 3's published configs
+
+
+def generate_llama_cached(model, idx, max_new_tokens, context_size, temperature=0.0, top_k=None,
+                          top_p=None, eos_id=None):
+    """generate() for a Llama3Model or Qwen3Model, with Appendix D's KVCache: the same
+    arguments and the same tokens, but each step runs the model on the new token alone."""
+    check_generation_settings(max_new_tokens, temperature, top_k, top_p)
+    cache = KVCache(len(model.trf_blocks), max_tokens=min(context_size, idx.shape[1] + max_new_tokens))
+    finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)  # (batch_size,)
+    idx_new = idx[:, -context_size:]  # tokens the cache has not seen yet: at first, the prompt
+    for _ in range(max_new_tokens):
+        with torch.no_grad():
+            if cache.num_tokens + idx_new.shape[1] <= cache.max_tokens:
+                logits = model(idx_new, cache)[:, -1, :]  # (batch_size, vocab_size)
+            else:  # the window slides on: every position changes, so recompute as generate() does
+                logits = model(idx[:, -context_size:])[:, -1, :]
+        idx_next = sample_next_token(logits, temperature, top_k, top_p)  # (batch_size, 1)
+        if eos_id is not None:
+            idx_next = idx_next.masked_fill(finished.unsqueeze(-1), eos_id)  # pad finished sequences
+            finished = finished | (idx_next.squeeze(-1) == eos_id)
+            if bool(finished.all()):
+                break  # as in generate(): the last end token is not appended
+        idx = torch.cat((idx, idx_next), dim=1)
+        idx_new = idx_next
+    return idx
+
+
+# Our parameter names -> the Hugging Face names of Llama and Qwen checkpoints.
+HUB_NAMES = {"tok_emb.weight": "model.embed_tokens.weight", "final_norm.weight": "model.norm.weight",
+             "out_head.weight": "lm_head.weight"}
+
+
+HUB_BLOCK_NAMES = {
+    "att.W_query.weight": "self_attn.q_proj.weight",
+    "att.W_key.weight": "self_attn.k_proj.weight",
+    "att.W_value.weight": "self_attn.v_proj.weight",
+    "att.out_proj.weight": "self_attn.o_proj.weight",
+    "att.q_norm.weight": "self_attn.q_norm.weight",
+    "att.k_norm.weight": "self_attn.k_norm.weight",
+    "ff.gate.weight": "mlp.gate_proj.weight",
+    "ff.up.weight": "mlp.up_proj.weight",
+    "ff.down.weight": "mlp.down_proj.weight",
+    "norm1.weight": "input_layernorm.weight",
+    "norm2.weight": "post_attention_layernorm.weight",
+}
+
+
+def hub_name(name):
+    """The hub's name for one of our parameters: trf_blocks.3.ff.up.weight -> model.layers.3.mlp.up_proj.weight."""
+    if name.startswith("trf_blocks."):
+        _, layer, rest = name.split(".", 2)
+        return f"model.layers.{layer}.{HUB_BLOCK_NAMES[rest]}"
+    return HUB_NAMES[name]
+
+
+def load_hub_weights(model, param_config, params, family):
+    """Put the tensors of a hub state dict into `model`, each checked by name and shape.
+
+    The tensors are used as they are (converted only if their dtype differs from the
+    model's), so a model built on the meta device holds no second copy of the weights.
+    """
+    if len(model.trf_blocks) != param_config["n_layers"]:
+        raise ValueError(f"The model has {len(model.trf_blocks)} blocks but param_config says "
+                         f"n_layers={param_config['n_layers']}")
+    used = set()
+    for name, param in list(model.named_parameters()):  # a tied head is listed once
+        key = hub_name(name)
+        if key not in params:
+            raise ValueError(f"The {family} weights have no tensor {key} (for {name}); "
+                             "is param_config the configuration of this checkpoint?")
+        tensor = params[key]
+        if tuple(tensor.shape) != tuple(param.shape):
+            raise ValueError(f"{key} has shape {tuple(tensor.shape)} in the {family} weights, "
+                             f"but the model's {name} needs {tuple(param.shape)}; is "
+                             "param_config the configuration of this checkpoint?")
+        module_name, _, attribute = name.rpartition(".")
+        setattr(model.get_submodule(module_name), attribute,
+                nn.Parameter(tensor.to(param.dtype), requires_grad=param.requires_grad))
+        used.add(key)
+    if param_config.get("tie_embeddings"):
+        model.out_head.weight = model.tok_emb.weight  # tie again: tok_emb.weight is new
+        used.add("lm_head.weight")  # tied checkpoints may store a copy: not needed
+    unused = sorted(set(params) - used)
+    if unused:
+        raise ValueError(f"The {family} weights hold {unused[0]}"
+                         + (f" and {len(unused) - 1} more tensors" if len(unused) > 1 else "")
+                         + " that this model has no place for; is param_config the "
+                         "configuration of this checkpoint?")
+    return model
+
+
+def load_weights_into_llama(model, param_config, params):
+    """Load a Llama 3 checkpoint's safetensors state dict into a Llama3Model."""
+    return load_hub_weights(model, param_config, params, "Llama")
+
+
+def load_weights_into_qwen(model, param_config, params):
+    """Load a Qwen 3 checkpoint's safetensors state dict into a Qwen3Model."""
+    return load_hub_weights(model, param_config, params, "Qwen")
+
+
+def config_from_hub(hub_config, dtype=None):
+    """Our configuration dict from a hub config.json of Llama 3 or Qwen 3.
+
+    Reads both layouts transformers has written (rope_theta and rope_scaling; newer:
+    rope_parameters). Features these models do not have (biases, other RoPE types, another
+    RMSNorm epsilon) are refused rather than silently computed otherwise.
+    """
+    family = {"llama": Llama3Model, "qwen3": Qwen3Model}.get(hub_config.get("model_type"))
+    if family is None:
+        raise ValueError(f"model_type {hub_config.get('model_type')!r}: only 'llama' and 'qwen3' are built here")
+    rope = hub_config.get("rope_parameters") or {**(hub_config.get("rope_scaling") or {}),
+                                                 "rope_theta": hub_config.get("rope_theta")}
+    problems = [f"{key}={hub_config[key]}" for key in ("attention_bias", "mlp_bias") if hub_config.get(key)]
+    if rope.get("rope_type", "default") not in ("default", "llama3"):
+        problems.append(f"rope_type={rope['rope_type']}")
+    if hub_config.get("rms_norm_eps", family.norm_eps) != family.norm_eps:
+        problems.append(f"rms_norm_eps={hub_config['rms_norm_eps']} (not {family.norm_eps})")
+    if problems:
+        raise ValueError(f"This config.json has {', '.join(problems)}, which {family.__name__} does not implement")
+    cfg = {
+        "vocab_size": hub_config["vocab_size"],
+        "context_length": hub_config["max_position_embeddings"],
+        "emb_dim": hub_config["hidden_size"],
+        "n_heads": hub_config["num_attention_heads"],
+        "n_layers": hub_config["num_hidden_layers"],
+        "hidden_dim": hub_config["intermediate_size"],
+        "n_kv_groups": hub_config["num_key_value_heads"],
+        "rope_base": float(rope["rope_theta"]),
+        "rope_freq": None,
+        "dtype": dtype or getattr(torch, hub_config.get("dtype") or hub_config.get("torch_dtype") or "float32"),
+        "tie_embeddings": bool(hub_config.get("tie_word_embeddings", False)),
+    }
+    if rope.get("rope_type") == "llama3":
+        cfg["rope_freq"] = {"factor": rope["factor"], "low_freq_factor": rope["low_freq_factor"],
+                            "high_freq_factor": rope["high_freq_factor"],
+                            "original_context_length": rope["original_max_position_embeddings"]}
+    head_dim = hub_config.get("head_dim") or cfg["emb_dim"] // cfg["n_heads"]
+    if family is Qwen3Model:
+        cfg.update(head_dim=head_dim, qk_norm=True)
+    elif head_dim != cfg["emb_dim"] // cfg["n_heads"]:
+        cfg["head_dim"] = head_dim
+    return cfg
+
+
+def read_hub_weights(paths):
+    """One state dict {hub name: tensor} from the safetensors files of a checkpoint."""
+    from safetensors.torch import load_file
+    params = {}
+    for path in paths:
+        params.update(load_file(path))
+    return params
+
+
+# ============================================================================
 # Chapter 6: ch06_classification.ipynb
 # ============================================================================
 

@@ -74,12 +74,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.spines import Spine  # noqa: E402
 
-from tools.figures import appendix_f, ch02, ch03, ch04, ch05, ch06, ch07  # noqa: E402
+from tools.figures import appendix_f, appendix_g, ch02, ch03, ch04, ch05, ch06, ch07  # noqa: E402
 from tools.figures.style import STYLE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
-FIGURES = [f for chapter in (ch02, ch03, ch04, ch05, ch06, ch07, appendix_f)
+FIGURES = [f for chapter in (ch02, ch03, ch04, ch05, ch06, ch07, appendix_f, appendix_g)
            for f in chapter.FIGURES]
 FIGURES_DIR = ROOT / "figures"
 MANIFEST = "manifest.json"

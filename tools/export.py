@@ -36,8 +36,9 @@ MARKER = "#| export"
 NOTEBOOK_PATTERN = re.compile(r"ch(\d\d)_\w+\.ipynb")
 APPENDIX_PATTERN = re.compile(r"appendix_([a-z])_\w+\.ipynb")
 # Appendix D (speed) builds on chapter 5, and chapter 7 generates with its KV cache;
-# Appendix F (byte-pair encoding) builds on chapter 2.
-APPENDIX_AFTER_CHAPTER = {"d": 5, "f": 2}
+# Appendix F (byte-pair encoding) builds on chapter 2; Appendix G (Llama 3.2 and Qwen 3)
+# on chapter 5's generation and D's KV cache.
+APPENDIX_AFTER_CHAPTER = {"d": 5, "f": 2, "g": 5}
 FIX = "run `python tools/export.py`"
 
 HEADER = '''"""The course's finished code, chapter by chapter.
