@@ -375,7 +375,8 @@ class _CountingTokenizer:
 def _ch02_ex3(overlap):
     need_callable(overlap, "overlap")
     unseen = random.Random()  # a few sizes that differ from one run to the next, beside the fixed ones
-    more = [(unseen.randint(1, 300), unseen.randint(1, 300)) for _ in range(4)]
+    lengths = [unseen.randint(2, 300) for _ in range(4)]
+    more = [(length, unseen.randint(1, length - 1)) for length in lengths]  # windows that overlap
     for max_length, stride in [(4, 1), (4, 4), (8, 2), (3, 5), (256, 128), (6, 4)] + more:
         dataset = pc.GPTDatasetV1("", _CountingTokenizer(3 * max_length + 3 * stride), max_length, stride)
         first, second = dataset[0][0].tolist(), dataset[1][0].tolist()

@@ -22,8 +22,9 @@ def test_tiny_run_prints_one_row_per_item_with_the_choice(tmp_path, monkeypatch)
     result = run_script("--tiny", "--steps", "2", "--batches", "1", "--ch7-tokens", "6", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
-    choice = next(line for line in lines if line.startswith("choose_dtype picks "))
-    assert choice.split()[2] in ("float32", "bfloat16")
+    choice = next(line for line in lines if line.startswith("device "))
+    assert choice.split()[:4] == ["device", "cpu:", "choose_dtype", "picks"]
+    assert choice.split()[4] in ("float32", "bfloat16")
     header = lines.index(next(line for line in lines if line.startswith("item")))
     assert header == len(lines) - 5  # the header, then one row per item
     for line, name in zip(lines[header + 1:], ("ch05", "ch06", "ch07", "ch07")):
